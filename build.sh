@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# crius developer entry point: installs Debian packages, builds, then runs.
+#   ./build.sh run  [criusd flags]   start criusd with its embedded defaults
+#   ./build.sh test [ctest flags]    run the whole test suite (CTest)
+#   ./build.sh build                 install packages and build only
+set -euo pipefail
+cd "$(dirname "$0")"
+top=$PWD
+builddir=${CRIUS_BUILD_DIR:-$top/build}
+
+# Every package the build, the daemon and the tests need (Debian 12).
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
+  libseccomp-dev libcap-dev prometheus-cpp-dev libsqlite3-dev sqlite3
+  libcurl4-openssl-dev libarchive-dev libssl-dev libzstd-dev zlib1g-dev
+  nlohmann-json3-dev libtomlplusplus-dev libgtest-dev libgmock-dev
+  python3 python3-grpcio python3-protobuf python3-pytest python3-bcrypt openssl
+  docker-registry busybox-static containernetworking-plugins golang-go
+  iproute2 iptables util-linux procps kmod zstd
+  python3-yaml python3-prometheus-client systemd libcivetweb-dev
+)
+
+install_packages() {
+  local missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    echo "build.sh: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+}
+
+build() {
+  if [[ ! -f $builddir/build.ninja ]]; then
+    cmake -S "$top" -B "$builddir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  fi
+  cmake --build "$builddir" -j"$(nproc)"
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+  run)
+    install_packages; build
+    exec "$builddir/criusd" "$@" ;;
+  test)
+    install_packages; build
+    cd "$builddir"
+    exec ctest --output-on-failure --timeout 1200 -j"$(nproc)" "$@" ;;
+  build)
+    install_packages; build ;;
+  *)
+    echo "usage: $0 run|test|build [args]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,34 @@
+// The CRI handlers, one file per RPC (object_verb.cc). Each validates its
+// request, does the work and returns absl::Status; the services in
+// runtime_service.cc / image_service.cc route gRPC calls here via Serve().
+#pragma once
+
+#include <functional>
+
+#include "absl/status/status.h"
+#include "api.pb.h"
+#include "cri/runtime.h"
+
+namespace crius::cri {
+
+namespace v1 = ::runtime::v1;
+
+absl::Status RuntimeVersion(Runtime& rt, const v1::VersionRequest& req, v1::VersionResponse* resp);
+absl::Status RuntimeStatus(Runtime& rt, const v1::StatusRequest& req, v1::StatusResponse* resp);
+absl::Status RuntimeConfigGet(Runtime& rt, const v1::RuntimeConfigRequest& req,
+                              v1::RuntimeConfigResponse* resp);
+absl::Status RuntimeConfigUpdate(Runtime& rt, const v1::UpdateRuntimeConfigRequest& req,
+                                 v1::UpdateRuntimeConfigResponse* resp);
+
+absl::Status ImagePull(Runtime& rt, const v1::PullImageRequest& req, v1::PullImageResponse* resp);
+absl::Status ImageList(Runtime& rt, const v1::ListImagesRequest& req, v1::ListImagesResponse* resp);
+absl::Status ImagesStream(Runtime& rt, const v1::StreamImagesRequest& req,
+                          const std::function<bool(const v1::StreamImagesResponse&)>& send);
+absl::Status ImageStatusGet(Runtime& rt, const v1::ImageStatusRequest& req,
+                         v1::ImageStatusResponse* resp);
+absl::Status ImageRemove(Runtime& rt, const v1::RemoveImageRequest& req,
+                         v1::RemoveImageResponse* resp);
+absl::Status ImageFsInfoGet(Runtime& rt, const v1::ImageFsInfoRequest& req,
+                         v1::ImageFsInfoResponse* resp);
+
+}  // namespace crius::cri

@@ -1,0 +1,31 @@
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "cri/handlers.h"
+
+namespace crius::cri {
+
+absl::Status ImagePull(Runtime& rt, const v1::PullImageRequest& req, v1::PullImageResponse* resp) {
+  const std::string& ref = req.image().image();
+  if (ref.empty()) return absl::InvalidArgumentError("image.image: the image reference is empty");
+  image::Credentials creds;
+  const v1::AuthConfig& auth = req.auth();
+  creds.username = auth.username();
+  creds.password = auth.password();
+  creds.identity_token = auth.identity_token();
+  creds.registry_token = auth.registry_token();
+  if (!auth.auth().empty()) {
+    // "auth" is base64("user:password"), as in a docker config.json.
+    std::string decoded;
+    if (!absl::Base64Unescape(auth.auth(), &decoded) || decoded.find(':') == std::string::npos) {
+      return absl::InvalidArgumentError("auth.auth: not base64 of \"user:password\"");
+    }
+    creds.username = decoded.substr(0, decoded.find(':'));
+    creds.password = decoded.substr(decoded.find(':') + 1);
+  }
+  absl::StatusOr<image::ImageInfo> pulled = rt.images().Pull(ref, creds);
+  if (!pulled.ok()) return pulled.status();
+  resp->set_image_ref(pulled->id);
+  return absl::OkStatus();
+}
+
+}  // namespace crius::cri

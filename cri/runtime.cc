@@ -1,0 +1,48 @@
+#include "cri/runtime.h"
+
+#include <time.h>
+
+#include "common/failpoint.h"
+#include "common/status.h"
+
+namespace crius::cri {
+namespace {
+constexpr char kPodCidrSetting[] = "pod_cidr";
+
+int64_t NowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+}  // namespace
+
+Runtime::Runtime(Config config, std::unique_ptr<store::Store> store)
+    : config_(std::move(config)), store_(std::move(store)), started_at_ns_(NowNs()) {}
+
+absl::Status Runtime::Recover() {
+  image::RegistryOptions registry;
+  registry.insecure_hosts = config_.registry.insecure;
+  registry.ca_files = config_.registry.ca_files;
+  registry.mirrors = config_.registry.mirrors;
+  CRIUS_ASSIGN_OR_RETURN(images_, image::ImageStore::Open(config_.root, *store_, std::move(registry)));
+  CRIUS_ASSIGN_OR_RETURN(std::optional<std::string> cidr, store_->GetSetting(kPodCidrSetting));
+  std::lock_guard<std::mutex> lock(mu_);
+  pod_cidr_ = cidr.value_or("");
+  return absl::OkStatus();
+}
+
+std::string Runtime::pod_cidr() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pod_cidr_;
+}
+
+absl::Status Runtime::SetPodCidr(const std::string& cidr) {
+  std::lock_guard<std::mutex> lock(mu_);
+  CRIUS_FAILPOINT("runtime_config_update.before_store");
+  CRIUS_RETURN_IF_ERROR(Annotate(store_->PutSetting(kPodCidrSetting, cidr), "record pod CIDR"));
+  CRIUS_FAILPOINT("runtime_config_update.after_store");
+  pod_cidr_ = cidr;
+  return absl::OkStatus();
+}
+
+}  // namespace crius::cri

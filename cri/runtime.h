@@ -1,0 +1,44 @@
+// What the CRI handlers share: the effective config, the durable store and
+// the runtime-wide settings kubelet gives (pod CIDR).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/config.h"
+#include "image/image_store.h"
+#include "store/store.h"
+
+namespace crius::cri {
+
+class Runtime {
+ public:
+  Runtime(Config config, std::unique_ptr<store::Store> store);
+
+  const Config& config() const { return config_; }
+  store::Store& store() { return *store_; }
+  int64_t started_at_ns() const { return started_at_ns_; }
+
+  // Loads what earlier runs recorded (pod CIDR, images) and clears what a
+  // crash left half made (partial pulls).
+  absl::Status Recover();
+
+  image::ImageStore& images() { return *images_; }
+
+  std::string pod_cidr() const;
+  // Records the pod CIDR durably, then makes it current.
+  absl::Status SetPodCidr(const std::string& cidr);
+
+ private:
+  const Config config_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<image::ImageStore> images_;
+  const int64_t started_at_ns_;
+
+  mutable std::mutex mu_;
+  std::string pod_cidr_;
+};
+
+}  // namespace crius::cri

@@ -1,0 +1,69 @@
+#include <nlohmann/json.hpp>
+
+#include "cri/handlers.h"
+#include "cri/version.h"
+
+namespace crius::cri {
+namespace {
+
+void AddCondition(v1::RuntimeStatus* status, const char* type, bool ok, std::string reason,
+                  std::string message) {
+  v1::RuntimeCondition* c = status->add_conditions();
+  c->set_type(type);
+  c->set_status(ok);
+  c->set_reason(std::move(reason));
+  c->set_message(std::move(message));
+}
+
+}  // namespace
+
+absl::Status RuntimeStatus(Runtime& rt, const v1::StatusRequest& req, v1::StatusResponse* resp) {
+  v1::RuntimeStatus* status = resp->mutable_status();
+
+  // The runtime is ready when its state database answers.
+  absl::StatusOr<std::optional<std::string>> probe = rt.store().GetSetting("pod_cidr");
+  if (probe.ok()) {
+    AddCondition(status, "RuntimeReady", true, "", "");
+  } else {
+    AddCondition(status, "RuntimeReady", false, "StateDatabaseUnavailable",
+                 std::string(probe.status().message()));
+  }
+  // Pod networking (CNI) is not part of this build yet, so the network is
+  // reported not ready, as kubelet expects of a runtime without a network.
+  AddCondition(status, "NetworkReady", false, "NetworkPluginNotReady",
+               "crius does not run CNI plugins in this build; pod networking is not available");
+
+  // The default handler ("") runs namespace sandboxes; the unikernel handlers
+  // are named in config. Features stay false until they are implemented.
+  for (const std::string& name :
+       {std::string(), rt.config().runtime_handlers.spt, rt.config().runtime_handlers.hvt}) {
+    v1::RuntimeHandler* h = resp->add_runtime_handlers();
+    h->set_name(name);
+    h->mutable_features()->set_recursive_read_only_mounts(false);
+    h->mutable_features()->set_user_namespaces(false);
+  }
+  resp->mutable_features()->set_supplemental_groups_policy(false);
+
+  if (req.verbose()) {
+    // Each value is a JSON document (crictl info decodes them).
+    (*resp->mutable_info())["config"] = RenderConfigJson(rt.config());
+    nlohmann::json runtime = {
+        {"name", "crius"},
+        {"version", CRIUS_VERSION},
+        {"apiVersion", "v1"},
+        {"cgroupDriver", rt.config().cgroup_driver},
+        {"podCIDR", rt.pod_cidr()},
+        {"stateDatabase", rt.store().path()},
+        {"schemaVersion", rt.store().schema_version()},
+        {"startedAtNs", rt.started_at_ns()},
+        {"handlers",
+         {{"default", "namespace sandbox"},
+          {rt.config().runtime_handlers.spt, "unikernel (spt)"},
+          {rt.config().runtime_handlers.hvt, "unikernel (hvt)"}}},
+    };
+    (*resp->mutable_info())["runtime"] = runtime.dump();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace crius::cri

@@ -1,0 +1,90 @@
+#include "cri/services.h"
+
+#include "cri/boundary.h"
+#include "cri/handlers.h"
+
+namespace crius::cri {
+
+// A unary RPC served by `Handler(rt_, request, response)`.
+#define ROUTE(Service, Method, Req, Resp, Handler)                                   \
+  grpc::Status Service::Method(grpc::ServerContext*, const v1::Req* req, v1::Resp* resp) { \
+    return Serve(#Method, *req, [&] { return Handler(rt_, *req, resp); });           \
+  }
+// RPCs whose issue has not landed yet.
+#define NOT_YET(Service, Method, Req, Resp)                                          \
+  grpc::Status Service::Method(grpc::ServerContext*, const v1::Req* req, v1::Resp*) { \
+    return Serve(#Method, *req, [] { return NotImplemented(#Method); });            \
+  }
+#define NOT_YET_STREAM(Service, Method, Req, Resp)                                   \
+  grpc::Status Service::Method(grpc::ServerContext*, const v1::Req* req,            \
+                               grpc::ServerWriter<v1::Resp>*) {                     \
+    return Serve(#Method, *req, [] { return NotImplemented(#Method); });            \
+  }
+
+// RuntimeService
+ROUTE(RuntimeServiceImpl, Version, VersionRequest, VersionResponse, RuntimeVersion)
+NOT_YET(RuntimeServiceImpl, RunPodSandbox, RunPodSandboxRequest, RunPodSandboxResponse)
+NOT_YET(RuntimeServiceImpl, StopPodSandbox, StopPodSandboxRequest, StopPodSandboxResponse)
+NOT_YET(RuntimeServiceImpl, RemovePodSandbox, RemovePodSandboxRequest, RemovePodSandboxResponse)
+NOT_YET(RuntimeServiceImpl, PodSandboxStatus, PodSandboxStatusRequest, PodSandboxStatusResponse)
+NOT_YET(RuntimeServiceImpl, ListPodSandbox, ListPodSandboxRequest, ListPodSandboxResponse)
+NOT_YET_STREAM(RuntimeServiceImpl, StreamPodSandboxes, StreamPodSandboxesRequest,
+               StreamPodSandboxesResponse)
+NOT_YET(RuntimeServiceImpl, CreateContainer, CreateContainerRequest, CreateContainerResponse)
+NOT_YET(RuntimeServiceImpl, StartContainer, StartContainerRequest, StartContainerResponse)
+NOT_YET(RuntimeServiceImpl, StopContainer, StopContainerRequest, StopContainerResponse)
+NOT_YET(RuntimeServiceImpl, RemoveContainer, RemoveContainerRequest, RemoveContainerResponse)
+NOT_YET(RuntimeServiceImpl, ListContainers, ListContainersRequest, ListContainersResponse)
+NOT_YET_STREAM(RuntimeServiceImpl, StreamContainers, StreamContainersRequest,
+               StreamContainersResponse)
+NOT_YET(RuntimeServiceImpl, ContainerStatus, ContainerStatusRequest, ContainerStatusResponse)
+NOT_YET(RuntimeServiceImpl, UpdateContainerResources, UpdateContainerResourcesRequest,
+        UpdateContainerResourcesResponse)
+NOT_YET(RuntimeServiceImpl, ReopenContainerLog, ReopenContainerLogRequest,
+        ReopenContainerLogResponse)
+NOT_YET(RuntimeServiceImpl, ExecSync, ExecSyncRequest, ExecSyncResponse)
+NOT_YET(RuntimeServiceImpl, Exec, ExecRequest, ExecResponse)
+NOT_YET(RuntimeServiceImpl, Attach, AttachRequest, AttachResponse)
+NOT_YET(RuntimeServiceImpl, PortForward, PortForwardRequest, PortForwardResponse)
+NOT_YET(RuntimeServiceImpl, ContainerStats, ContainerStatsRequest, ContainerStatsResponse)
+NOT_YET(RuntimeServiceImpl, ListContainerStats, ListContainerStatsRequest,
+        ListContainerStatsResponse)
+NOT_YET_STREAM(RuntimeServiceImpl, StreamContainerStats, StreamContainerStatsRequest,
+               StreamContainerStatsResponse)
+NOT_YET(RuntimeServiceImpl, PodSandboxStats, PodSandboxStatsRequest, PodSandboxStatsResponse)
+NOT_YET(RuntimeServiceImpl, ListPodSandboxStats, ListPodSandboxStatsRequest,
+        ListPodSandboxStatsResponse)
+NOT_YET_STREAM(RuntimeServiceImpl, StreamPodSandboxStats, StreamPodSandboxStatsRequest,
+               StreamPodSandboxStatsResponse)
+ROUTE(RuntimeServiceImpl, UpdateRuntimeConfig, UpdateRuntimeConfigRequest,
+      UpdateRuntimeConfigResponse, RuntimeConfigUpdate)
+ROUTE(RuntimeServiceImpl, Status, StatusRequest, StatusResponse, RuntimeStatus)
+NOT_YET(RuntimeServiceImpl, CheckpointContainer, CheckpointContainerRequest,
+        CheckpointContainerResponse)
+NOT_YET_STREAM(RuntimeServiceImpl, GetContainerEvents, GetEventsRequest, ContainerEventResponse)
+NOT_YET(RuntimeServiceImpl, ListMetricDescriptors, ListMetricDescriptorsRequest,
+        ListMetricDescriptorsResponse)
+NOT_YET(RuntimeServiceImpl, ListPodSandboxMetrics, ListPodSandboxMetricsRequest,
+        ListPodSandboxMetricsResponse)
+NOT_YET_STREAM(RuntimeServiceImpl, StreamPodSandboxMetrics, StreamPodSandboxMetricsRequest,
+               StreamPodSandboxMetricsResponse)
+ROUTE(RuntimeServiceImpl, RuntimeConfig, RuntimeConfigRequest, RuntimeConfigResponse,
+      RuntimeConfigGet)
+NOT_YET(RuntimeServiceImpl, UpdatePodSandboxResources, UpdatePodSandboxResourcesRequest,
+        UpdatePodSandboxResourcesResponse)
+
+// ImageService
+ROUTE(ImageServiceImpl, ListImages, ListImagesRequest, ListImagesResponse, ImageList)
+ROUTE(ImageServiceImpl, ImageStatus, ImageStatusRequest, ImageStatusResponse, ImageStatusGet)
+ROUTE(ImageServiceImpl, PullImage, PullImageRequest, PullImageResponse, ImagePull)
+ROUTE(ImageServiceImpl, RemoveImage, RemoveImageRequest, RemoveImageResponse, ImageRemove)
+ROUTE(ImageServiceImpl, ImageFsInfo, ImageFsInfoRequest, ImageFsInfoResponse, ImageFsInfoGet)
+
+grpc::Status ImageServiceImpl::StreamImages(grpc::ServerContext*, const v1::StreamImagesRequest* req,
+                                            grpc::ServerWriter<v1::StreamImagesResponse>* writer) {
+  return Serve("StreamImages", *req, [&] {
+    return ImagesStream(rt_, *req, [&](const v1::StreamImagesResponse& r) { return writer->Write(r); });
+  });
+}
+
+}  // namespace crius::cri

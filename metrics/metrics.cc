@@ -1,0 +1,118 @@
+#include "metrics/metrics.h"
+
+#include <atomic>
+#include <sstream>
+
+#include <prometheus/gauge.h>
+#include <prometheus/text_serializer.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace crius::metrics {
+namespace {
+
+std::atomic<Metrics*> current{nullptr};
+
+}  // namespace
+
+const std::vector<double>& RpcDurationBuckets() {
+  static const std::vector<double> buckets = {
+      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+      0.05,    0.1,    0.25,    0.5,    1,     2.5,    5,     10};
+  return buckets;
+}
+
+absl::string_view CodeLabel(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk: return "OK";
+    case absl::StatusCode::kCancelled: return "Canceled";
+    case absl::StatusCode::kUnknown: return "Unknown";
+    case absl::StatusCode::kInvalidArgument: return "InvalidArgument";
+    case absl::StatusCode::kDeadlineExceeded: return "DeadlineExceeded";
+    case absl::StatusCode::kNotFound: return "NotFound";
+    case absl::StatusCode::kAlreadyExists: return "AlreadyExists";
+    case absl::StatusCode::kPermissionDenied: return "PermissionDenied";
+    case absl::StatusCode::kResourceExhausted: return "ResourceExhausted";
+    case absl::StatusCode::kFailedPrecondition: return "FailedPrecondition";
+    case absl::StatusCode::kAborted: return "Aborted";
+    case absl::StatusCode::kOutOfRange: return "OutOfRange";
+    case absl::StatusCode::kUnimplemented: return "Unimplemented";
+    case absl::StatusCode::kInternal: return "Internal";
+    case absl::StatusCode::kUnavailable: return "Unavailable";
+    case absl::StatusCode::kDataLoss: return "DataLoss";
+    case absl::StatusCode::kUnauthenticated: return "Unauthenticated";
+    default: return "Unknown";  // codes outside gRPC's set are reported as gRPC does
+  }
+}
+
+Metrics::Metrics(const BuildInfo& build, std::string proc)
+    : registry_(std::make_shared<prometheus::Registry>()),
+      requests_(prometheus::BuildCounter()
+                    .Name("crius_grpc_requests_total")
+                    .Help("CRI gRPC requests served, by method and gRPC status code.")
+                    .Register(*registry_)),
+      durations_(prometheus::BuildHistogram()
+                     .Name("crius_grpc_request_duration_seconds")
+                     .Help("Time criusd spent serving a CRI gRPC request, by method.")
+                     .Register(*registry_)),
+      process_(std::move(proc)) {
+  prometheus::BuildGauge()
+      .Name("crius_build_info")
+      .Help("Always 1; the labels name criusd's version and the CRI API version it serves.")
+      .Register(*registry_)
+      .Add({{"version", build.version}, {"api_version", build.api_version}})
+      .Set(1);
+}
+
+void Metrics::ObserveRpc(absl::string_view method, absl::StatusCode code, double seconds) {
+  absl::string_view code_label = CodeLabel(code);
+  std::string counter_key = absl::StrCat(method, "\n", code_label);
+  prometheus::Counter* counter = nullptr;
+  prometheus::Histogram* histogram = nullptr;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    if (auto it = counters_.find(counter_key); it != counters_.end()) counter = it->second;
+    if (auto it = histograms_.find(method); it != histograms_.end()) histogram = it->second;
+  }
+  if (counter == nullptr || histogram == nullptr) {
+    absl::MutexLock lock(&mu_);
+    if (counter == nullptr) {
+      auto [it, inserted] = counters_.try_emplace(counter_key, nullptr);
+      if (inserted) {
+        it->second = &requests_.Add(
+            {{"method", std::string(method)}, {"code", std::string(code_label)}});
+      }
+      counter = it->second;
+    }
+    if (histogram == nullptr) {
+      auto [it, inserted] = histograms_.try_emplace(method, nullptr);
+      if (inserted) {
+        it->second = &durations_.Add({{"method", std::string(method)}}, RpcDurationBuckets());
+      }
+      histogram = it->second;
+    }
+  }
+  counter->Increment();
+  histogram->Observe(seconds);
+}
+
+std::vector<prometheus::MetricFamily> Metrics::Collect() const {
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  for (auto& family : process_.Collect()) families.push_back(std::move(family));
+  return families;
+}
+
+std::string Metrics::Text() const {
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, Collect());
+  return out.str();
+}
+
+Metrics* Current() { return current.load(std::memory_order_acquire); }
+
+ScopedCurrent::ScopedCurrent(Metrics* metrics)
+    : previous_(current.exchange(metrics, std::memory_order_acq_rel)) {}
+
+ScopedCurrent::~ScopedCurrent() { current.store(previous_, std::memory_order_release); }
+
+}  // namespace crius::metrics

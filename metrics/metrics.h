@@ -1,0 +1,88 @@
+// criusd's Prometheus metrics: one registry for the whole daemon. The RPC
+// boundary (cri/boundary.cc) counts and times every RPC here; later folders
+// add their own families to registry(). Names follow Prometheus conventions:
+// the crius_ prefix, base units (_seconds, _bytes), _total for counters.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "metrics/process.h"
+
+namespace crius::metrics {
+
+struct BuildInfo {
+  std::string version;      // criusd's version, "0.1.0"
+  std::string api_version;  // the CRI API version served, "v1"
+};
+
+// Bucket upper bounds of crius_grpc_request_duration_seconds: 50 µs (a
+// cached list call) to 10 s (a pull or a stop with a grace period), roughly
+// 1-2.5-5 per decade.
+const std::vector<double>& RpcDurationBuckets();
+
+// The gRPC code name as gRPC's own tooling prints it ("OK", "NotFound",
+// "InvalidArgument"): the `code` label of crius_grpc_requests_total.
+absl::string_view CodeLabel(absl::StatusCode code);
+
+class Metrics : public prometheus::Collectable {
+ public:
+  // `proc` is the procfs root the process collector reads (tests pass a fake).
+  explicit Metrics(const BuildInfo& build, std::string proc = "/proc");
+
+  // One finished RPC: crius_grpc_requests_total{method,code} += 1 and
+  // crius_grpc_request_duration_seconds{method} observes `seconds`.
+  void ObserveRpc(absl::string_view method, absl::StatusCode code, double seconds);
+
+  // For other folders' families.
+  prometheus::Registry& registry() { return *registry_; }
+
+  // The registry's families plus the process metrics, read from /proc now.
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+  // Collect() in the Prometheus text format, as /metrics serves it.
+  std::string Text() const;
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Family<prometheus::Histogram>& durations_;
+  ProcessCollector process_;
+
+  // Family::Add builds a new metric (a histogram allocates its buckets) before
+  // it finds the existing one, so children are looked up here first.
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, prometheus::Counter*> counters_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, prometheus::Histogram*> histograms_ ABSL_GUARDED_BY(mu_);
+};
+
+// The metrics of this process: set by criusd's start-up, nullptr before it
+// and in unit tests that never set one (the RPC boundary then only logs).
+Metrics* Current();
+
+// Makes `metrics` Current() until destroyed. The caller keeps `metrics`
+// alive longer than the guard, and stops everything that may still report
+// (the gRPC server) before the guard dies.
+class ScopedCurrent {
+ public:
+  explicit ScopedCurrent(Metrics* metrics);
+  ~ScopedCurrent();
+  ScopedCurrent(const ScopedCurrent&) = delete;
+  ScopedCurrent& operator=(const ScopedCurrent&) = delete;
+
+ private:
+  Metrics* previous_;
+};
+
+}  // namespace crius::metrics

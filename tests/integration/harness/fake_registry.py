@@ -1,0 +1,92 @@
+"""A registry that serves exactly what a test gives it, true or not: wrong
+digests, unknown media types, a connection cut in the middle of a blob. For
+what Debian's docker-registry refuses to serve. It counts every request.
+
+    with FakeRegistry() as fake:
+        fake.manifest("repo", "tag", body, media_type)
+        fake.blob("repo", digest, data, cut_after=100)
+        ... pull f"{fake.host}/repo:tag" ...
+        fake.hits("/v2/repo/blobs/" + digest)
+"""
+import collections
+import hashlib
+import http.server
+import threading
+
+from .util import free_port
+
+
+class FakeRegistry:
+    def __init__(self):
+        self.manifests = {}  # (repo, reference) -> (body, media type)
+        self.blobs = {}      # (repo, digest) -> (data, cut_after or None)
+        self.requests = collections.Counter()
+        self.server = None
+
+    @property
+    def host(self):
+        return f"127.0.0.1:{self.server.server_port}"
+
+    def manifest(self, repo, reference, body, media_type):
+        if isinstance(body, str):
+            body = body.encode()
+        self.manifests[(repo, reference)] = (body, media_type)
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        self.manifests[(repo, digest)] = (body, media_type)
+        return digest
+
+    def blob(self, repo, digest, data, cut_after=None):
+        self.blobs[(repo, digest)] = (data, cut_after)
+
+    def hits(self, path):
+        return self.requests[path]
+
+    def _answer(self, handler):
+        path = handler.path.split("?")[0]
+        self.requests[path] += 1
+        if path == "/v2/":
+            return 200, "application/json", b"{}", None
+        head, _, reference = path.rpartition("/")
+        repo_and_kind = head[len("/v2/"):]
+        repo, _, kind = repo_and_kind.rpartition("/")
+        if kind == "manifests" and (repo, reference) in self.manifests:
+            body, media_type = self.manifests[(repo, reference)]
+            return 200, media_type, body, None
+        if kind == "blobs" and (repo, reference) in self.blobs:
+            data, cut = self.blobs[(repo, reference)]
+            return 200, "application/octet-stream", data, cut
+        return 404, "application/json", b'{"errors":[{"code":"NOT_FOUND","message":"unknown"}]}', None
+
+    def __enter__(self):
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                status, media_type, body, cut = fake._answer(self)
+                self.send_response(status)
+                self.send_header("Content-Type", media_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if cut is not None:
+                    self.wfile.write(body[:cut])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+            do_HEAD = do_GET
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()

@@ -1,0 +1,75 @@
+#include "common/files.h"
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace crius {
+namespace {
+
+using ::testing::HasSubstr;
+
+class FilesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/crius-files-test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
+  std::string dir_;
+};
+
+TEST_F(FilesTest, MakeDirsReportsWhatItCreatedAndUndoRemovesIt) {
+  auto created = MakeDirs(dir_ + "/a/b/c", 0711);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_THAT(*created, ::testing::ElementsAre(dir_ + "/a", dir_ + "/a/b", dir_ + "/a/b/c"));
+  struct stat st;
+  ASSERT_EQ(stat((dir_ + "/a/b/c").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0711u);
+  RemoveCreatedDirs(*created);
+  EXPECT_NE(stat((dir_ + "/a").c_str(), &st), 0);
+}
+
+TEST_F(FilesTest, MakeDirsThroughAFileFailsAndLeavesNothing) {
+  std::ofstream(dir_ + "/file") << "x";
+  // "n1" is created on the way, then "n1/../file" is a file: n1 must go again.
+  auto bad = MakeDirs(dir_ + "/n1/../file/y", 0711);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("mkdir " + dir_ + "/n1/../file"));
+  EXPECT_THAT(bad.status().message(), HasSubstr("Not a directory"));
+  struct stat st;
+  EXPECT_NE(stat((dir_ + "/n1").c_str(), &st), 0);
+}
+
+TEST_F(FilesTest, SecondLockNamesTheHolder) {
+  std::string path = dir_ + "/lock";
+  auto first = LockFile(path, "the thing");
+  ASSERT_TRUE(first.ok()) << first.status();
+  // flock is per open file description: a second open in this process conflicts too.
+  auto second = LockFile(path, "the thing");
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(second.status().message(), HasSubstr("pid " + std::to_string(getpid())));
+  EXPECT_THAT(second.status().message(), HasSubstr("the thing"));
+  first->reset();
+  EXPECT_TRUE(LockFile(path, "the thing").ok());
+}
+
+TEST_F(FilesTest, WriteFileAtomicReplacesContent) {
+  std::string path = dir_ + "/f";
+  ASSERT_TRUE(WriteFileAtomic(path, "one", 0644).ok());
+  ASSERT_TRUE(WriteFileAtomic(path, "two", 0644).ok());
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_EQ(text, "two");
+  EXPECT_FALSE(WriteFileAtomic(dir_ + "/missing/f", "x", 0644).ok());
+}
+
+}  // namespace
+}  // namespace crius

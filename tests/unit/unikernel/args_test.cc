@@ -1,0 +1,97 @@
+#include "unikernel/core/args.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace {
+
+struct Result {
+  int rc;
+  tender_args a;
+  std::string error;
+};
+
+Result Parse(std::vector<std::string> words) {
+  static std::vector<std::string> storage;
+  storage = std::move(words);
+  storage.insert(storage.begin(), "crius-hvt");
+  std::vector<char*> argv;
+  for (auto& w : storage) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  Result r{};
+  terr e{};
+  r.rc = args_parse(static_cast<int>(storage.size()), argv.data(), &r.a, &e);
+  r.error = e.msg;
+  return r;
+}
+
+TEST(TenderArgs, DefaultsTo512MiBLikeUpstream) {
+  Result r = Parse({"guest.hvt"});
+  ASSERT_EQ(r.rc, 0) << r.error;
+  EXPECT_EQ(r.a.mem_bytes, uint64_t{512} << 20);
+  EXPECT_STREQ(r.a.elf_path, "guest.hvt");
+  EXPECT_EQ(r.a.guest_argc, 0);
+}
+
+TEST(TenderArgs, ParsesDevicesMemoryAndGuestArgs) {
+  Result r = Parse({"--mem=64", "--net:service0=tap0", "--block:storage=/tmp/disk",
+                    "--block-sector-size:storage=4096", "--", "g.hvt", "--solo5:quiet", "x"});
+  ASSERT_EQ(r.rc, 0) << r.error;
+  EXPECT_EQ(r.a.mem_bytes, uint64_t{64} << 20);
+  ASSERT_EQ(r.a.ndev, 2u);
+  EXPECT_EQ(r.a.dev[0].type, uint32_t{MFT_DEV_NET_BASIC});
+  EXPECT_STREQ(r.a.dev[0].name, "service0");
+  EXPECT_STREQ(r.a.dev[0].path, "tap0");
+  EXPECT_EQ(r.a.dev[1].block_size, 4096u);
+  EXPECT_STREQ(r.a.elf_path, "g.hvt");
+  ASSERT_EQ(r.a.guest_argc, 2);
+  EXPECT_STREQ(r.a.guest_argv[0], "--solo5:quiet");
+}
+
+TEST(TenderArgs, SectorSizeMayComeFirst) {
+  Result r = Parse({"--block-sector-size:storage=1024", "--block:storage=/d", "g"});
+  ASSERT_EQ(r.rc, 0) << r.error;
+  ASSERT_EQ(r.a.ndev, 1u);
+  EXPECT_EQ(r.a.dev[0].block_size, 1024u);
+  EXPECT_STREQ(r.a.dev[0].path, "/d");
+}
+
+TEST(TenderArgs, RefusesBadSectorSizesWithUpstreamsMessage) {
+  for (const char* bad : {"521", "256", "0", "65536", "x"}) {
+    Result r = Parse({std::string("--block-sector-size:storage=") + bad, "--block:storage=/d", "g"});
+    EXPECT_EQ(r.rc, -1) << bad;
+    EXPECT_NE(r.error.find("Block size must be a multiple of 2 greater than or equal 512"),
+              std::string::npos)
+        << r.error;
+  }
+}
+
+TEST(TenderArgs, RefusesMalformedOptions) {
+  EXPECT_NE(Parse({"--mem=abc", "g"}).error.find("--mem=abc"), std::string::npos);
+  EXPECT_NE(Parse({"--mem=0", "g"}).error.find("--mem=0"), std::string::npos);
+  EXPECT_NE(Parse({"--net:service0", "g"}).error.find("NAME=VALUE"), std::string::npos);
+  EXPECT_NE(Parse({"--net:ser-vice=tap0", "g"}).error.find("letters and digits"),
+            std::string::npos);
+  EXPECT_NE(Parse({"--net:a=t0", "--net:a=t1", "g"}).error.find("given twice"), std::string::npos);
+  EXPECT_NE(Parse({"--net:a=t0", "--block:a=/d", "g"}).error.find("already given as a net device"),
+            std::string::npos);
+  EXPECT_NE(Parse({"--bogus", "g"}).error.find("unknown option --bogus"), std::string::npos);
+  EXPECT_NE(Parse({}).error.find("no guest ELF"), std::string::npos);
+  EXPECT_NE(Parse({"--block-sector-size:s=512", "g"}).error.find("without --block:s"),
+            std::string::npos);
+}
+
+TEST(TenderArgs, JoinsTheGuestCommandLine) {
+  Result r = Parse({"g", "a", "bc", "d"});
+  ASSERT_EQ(r.rc, 0);
+  char buf[16];
+  terr e{};
+  ASSERT_EQ(args_guest_cmdline(&r.a, buf, sizeof buf, &e), 0);
+  EXPECT_STREQ(buf, "a bc d");
+  EXPECT_EQ(args_guest_cmdline(&r.a, buf, 6, &e), -1);
+  EXPECT_NE(std::string(e.msg).find("too long"), std::string::npos);
+}
+
+}  // namespace

@@ -1,0 +1,164 @@
+#include "unikernel/core/args.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *args_usage(void)
+{
+    return "usage: [--mem=MiB] [--net:NAME=TAP]... [--block:NAME=FILE]...\n"
+           "       [--block-sector-size:NAME=BYTES]... [--] GUEST [GUEST ARGS...]";
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    if (*s < '0' || *s > '9')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Splits "NAME=VALUE" (after the option prefix); NAME is [A-Za-z0-9]+. */
+static int split_named(const char *opt, const char *rest, char name[MFT_NAME_SIZE],
+                       const char **value, struct terr *e)
+{
+    const char *eq = strchr(rest, '=');
+    size_t n = eq ? (size_t)(eq - rest) : 0;
+    if (!eq || n == 0 || eq[1] == 0)
+        return terr_set(e, "%s: expected NAME=VALUE", opt);
+    if (n > MFT_NAME_MAX)
+        return terr_set(e, "%s: device name longer than %d characters", opt, MFT_NAME_MAX);
+    for (size_t i = 0; i < n; i++) {
+        char c = rest[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+            return terr_set(e, "%s: device name must be letters and digits", opt);
+    }
+    memcpy(name, rest, n);
+    name[n] = 0;
+    *value = eq + 1;
+    return 0;
+}
+
+static struct dev_request *find_req(struct tender_args *a, const char *name)
+{
+    for (unsigned i = 0; i < a->ndev; i++)
+        if (strcmp(a->dev[i].name, name) == 0)
+            return &a->dev[i];
+    return NULL;
+}
+
+static int add_device(struct tender_args *a, uint32_t type, const char *opt,
+                      const char *rest, struct terr *e)
+{
+    char name[MFT_NAME_SIZE];
+    const char *value;
+    if (split_named(opt, rest, name, &value, e) < 0)
+        return -1;
+    struct dev_request *d = find_req(a, name);
+    if (d && d->type != type)
+        return terr_set(e, "%s: '%s' is already given as a %s device", opt, name,
+                        d->type == MFT_DEV_NET_BASIC ? "net" : "block");
+    if (d && d->path)
+        return terr_set(e, "%s: device '%s' given twice", opt, name);
+    if (!d) {
+        if (a->ndev == MFT_MAX_ENTRIES - 1)
+            return terr_set(e, "%s: more than %d devices", opt, MFT_MAX_ENTRIES - 1);
+        d = &a->dev[a->ndev++];
+        memcpy(d->name, name, sizeof name);
+        d->type = type;
+    }
+    d->path = value;
+    return 0;
+}
+
+static int set_sector_size(struct tender_args *a, const char *opt, const char *rest,
+                           struct terr *e)
+{
+    char name[MFT_NAME_SIZE];
+    const char *value;
+    uint64_t v;
+    if (split_named(opt, rest, name, &value, e) < 0)
+        return -1;
+    if (parse_u64(value, &v) < 0 || v < 512 || v > 32768 || (v & (v - 1)))
+        return terr_set(e, "%s: Block size must be a multiple of 2 greater than or equal 512 "
+                        "(a power of two from 512 to 32768)", opt);
+    struct dev_request *d = find_req(a, name);
+    if (d && d->type != MFT_DEV_BLOCK_BASIC)
+        return terr_set(e, "%s: '%s' is already given as a net device", opt, name);
+    if (!d) {
+        if (a->ndev == MFT_MAX_ENTRIES - 1)
+            return terr_set(e, "%s: more than %d devices", opt, MFT_MAX_ENTRIES - 1);
+        d = &a->dev[a->ndev++];
+        memcpy(d->name, name, sizeof name);
+        d->type = MFT_DEV_BLOCK_BASIC;
+    }
+    d->block_size = (uint32_t)v;
+    return 0;
+}
+
+int args_parse(int argc, char **argv, struct tender_args *a, struct terr *e)
+{
+    memset(a, 0, sizeof *a);
+    a->mem_bytes = (uint64_t)TENDER_DEFAULT_MEM_MIB << 20;
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *s = argv[i];
+        if (strcmp(s, "--") == 0) {
+            i++;
+            break;
+        }
+        if (s[0] != '-')
+            break;
+        int rc;
+        if (strncmp(s, "--mem=", 6) == 0) {
+            uint64_t mib;
+            if (parse_u64(s + 6, &mib) < 0 || mib == 0 || mib > (1u << 20))
+                return terr_set(e, "%s: expected a size in MiB", s);
+            a->mem_bytes = mib << 20;
+            rc = 0;
+        } else if (strncmp(s, "--net:", 6) == 0) {
+            rc = add_device(a, MFT_DEV_NET_BASIC, s, s + 6, e);
+        } else if (strncmp(s, "--block:", 8) == 0) {
+            rc = add_device(a, MFT_DEV_BLOCK_BASIC, s, s + 8, e);
+        } else if (strncmp(s, "--block-sector-size:", 20) == 0) {
+            rc = set_sector_size(a, s, s + 20, e);
+        } else {
+            return terr_set(e, "unknown option %s", s);
+        }
+        if (rc < 0)
+            return -1;
+    }
+    if (i >= argc)
+        return terr_set(e, "no guest ELF given");
+    for (unsigned d = 0; d < a->ndev; d++)
+        if (!a->dev[d].path)
+            return terr_set(e, "--block-sector-size:%s given without --block:%s=FILE",
+                            a->dev[d].name, a->dev[d].name);
+    a->elf_path = argv[i];
+    a->guest_argc = argc - i - 1;
+    a->guest_argv = argv + i + 1;
+    return 0;
+}
+
+int args_guest_cmdline(const struct tender_args *a, char *buf, size_t size, struct terr *e)
+{
+    size_t pos = 0;
+    buf[0] = 0;
+    for (int i = 0; i < a->guest_argc; i++) {
+        size_t n = strlen(a->guest_argv[i]);
+        size_t need = n + (i > 0 ? 1 : 0);
+        if (need >= size - pos)
+            return terr_set(e, "guest command line too long (max %zu characters)", size - 1);
+        if (i > 0)
+            buf[pos++] = ' ';
+        memcpy(buf + pos, a->guest_argv[i], n);
+        pos += n;
+        buf[pos] = 0;
+    }
+    return 0;
+}

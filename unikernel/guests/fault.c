@@ -1,0 +1,58 @@
+/* fault: faults on purpose, in the way its first argument names:
+ *   zeropage  write to address 0 (never mapped)
+ *   text      write to its own code (W^X)
+ *   ud2       execute an invalid instruction
+ *   badarg    (hvt) hand the tender a console buffer outside guest memory
+ *   mmio      (hvt) install page tables mapping memory the VM lacks, touch it
+ *   lowarg    (hvt) have the tender write a POLL result over the boot info
+ */
+#include "lib/guest.h"
+#ifdef GUEST_FLAVOUR_HVT
+#include "unikernel/core/abi/hvt_abi.h"
+#endif
+
+MFT1_DECLARE(1);
+
+/* Identity map of the first 1 GiB with 2 MiB pages, in the guest's bss. */
+static uint64_t pml4[512] __attribute__((aligned(4096)));
+static uint64_t pdpt[512] __attribute__((aligned(4096)));
+static uint64_t pd[512] __attribute__((aligned(4096)));
+
+static void touch_unbacked_memory(void)
+{
+    for (uint64_t i = 0; i < 512; i++)
+        pd[i] = (i << 21) | 0x83; /* present, writable, 2 MiB */
+    pdpt[0] = (uint64_t)pd | 0x3;
+    pml4[0] = (uint64_t)pdpt | 0x3;
+    __asm__ __volatile__("mov %0, %%cr3" : : "r"(pml4) : "memory");
+    /* Beyond guest memory but mapped: the access leaves the VM as MMIO. */
+    volatile uint64_t *p = (volatile uint64_t *)(guest_boot.mem_size + 4096);
+    *p = 42;
+}
+
+int guest_main(const char *cmdline)
+{
+    g_puts("fault: ");
+    g_puts(cmdline);
+    g_puts("\n");
+    if (g_prefix(cmdline, "zeropage")) {
+        *(volatile int *)0 = 1;
+    } else if (g_prefix(cmdline, "text")) {
+        *(volatile uint8_t *)(void *)guest_main = 0xc3;
+    } else if (g_prefix(cmdline, "ud2")) {
+        __asm__ __volatile__("ud2");
+    } else if (g_prefix(cmdline, "badarg")) {
+        g_write((const char *)(guest_boot.mem_size - 16), 4096);
+    } else if (g_prefix(cmdline, "mmio")) {
+        touch_unbacked_memory();
+#ifdef GUEST_FLAVOUR_HVT
+    } else if (g_prefix(cmdline, "lowarg")) {
+        hvt_do_hypercall(HVT_HYPERCALL_POLL, (void *)(uintptr_t)HVT_BOOT_INFO_BASE);
+#endif
+    } else {
+        g_puts("fault: unknown mode\n");
+        return 2;
+    }
+    g_puts("fault: still running\n");
+    return 3;
+}
