@@ -18,7 +18,7 @@ packages=(
   python3 python3-grpcio python3-protobuf python3-pytest python3-bcrypt openssl
   docker-registry busybox-static containernetworking-plugins golang-go
   iproute2 iptables util-linux procps kmod zstd
-  python3-yaml python3-prometheus-client systemd libcivetweb-dev
+  python3-yaml python3-prometheus-client systemd libcivetweb-dev shellcheck
 )
 
 install_packages() {

@@ -156,6 +156,10 @@ const std::vector<Key>& Keys() {
                 "How pod and container cgroups are managed; kubelet's cgroupDriver must match.\n"
                 "Only \"cgroupfs\" is supported by this build.",
                 [](Config& c) -> std::string& { return c.cgroup_driver; }, {"cgroupfs"}),
+      StringKey("monitor_path",
+                "The crius-monitor binary started for each pod. Empty: the one installed\n"
+                "beside criusd.",
+                [](Config& c) -> std::string& { return c.monitor_path; }),
       StringKey("state_db.synchronous",
                 "SQLite synchronous level of state.db (WAL journal). \"full\" fsyncs every\n"
                 "commit, so a state change that an RPC reported survives power loss as well as\n"
@@ -279,6 +283,7 @@ absl::StatusOr<Config> LoadConfig(const std::string& path, bool must_exist) {
 absl::Status ValidateConfig(const Config& c) {
   CRIUS_RETURN_IF_ERROR(CheckAbsolute("root", c.root));
   CRIUS_RETURN_IF_ERROR(CheckAbsolute("state", c.state));
+  if (!c.monitor_path.empty()) CRIUS_RETURN_IF_ERROR(CheckAbsolute("monitor_path", c.monitor_path));
   CRIUS_RETURN_IF_ERROR(CheckAbsolute("network.cni_conf_dir", c.network.cni_conf_dir));
   for (const auto& dir : c.network.cni_bin_dirs) {
     CRIUS_RETURN_IF_ERROR(CheckAbsolute("network.cni_bin_dirs", dir));

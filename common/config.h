@@ -19,6 +19,7 @@ struct Config {
   std::string listen = "unix:///run/crius/crius.sock";
   std::string log_level = "info";
   std::string cgroup_driver = "cgroupfs";
+  std::string monitor_path;  // empty: crius-monitor beside criusd
 
   struct StateDb {
     std::string synchronous = "full";

@@ -20,6 +20,19 @@ absl::Status RuntimeConfigGet(Runtime& rt, const v1::RuntimeConfigRequest& req,
 absl::Status RuntimeConfigUpdate(Runtime& rt, const v1::UpdateRuntimeConfigRequest& req,
                                  v1::UpdateRuntimeConfigResponse* resp);
 
+absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
+                        v1::RunPodSandboxResponse* resp);
+absl::Status SandboxStop(Runtime& rt, const v1::StopPodSandboxRequest& req,
+                         v1::StopPodSandboxResponse* resp);
+absl::Status SandboxRemove(Runtime& rt, const v1::RemovePodSandboxRequest& req,
+                           v1::RemovePodSandboxResponse* resp);
+absl::Status SandboxStatus(Runtime& rt, const v1::PodSandboxStatusRequest& req,
+                           v1::PodSandboxStatusResponse* resp);
+absl::Status SandboxList(Runtime& rt, const v1::ListPodSandboxRequest& req,
+                         v1::ListPodSandboxResponse* resp);
+absl::Status SandboxesStream(Runtime& rt, const v1::StreamPodSandboxesRequest& req,
+                             const std::function<bool(const v1::StreamPodSandboxesResponse&)>& send);
+
 absl::Status ImagePull(Runtime& rt, const v1::PullImageRequest& req, v1::PullImageResponse* resp);
 absl::Status ImageList(Runtime& rt, const v1::ListImagesRequest& req, v1::ListImagesResponse* resp);
 absl::Status ImagesStream(Runtime& rt, const v1::StreamImagesRequest& req,

@@ -1,6 +1,9 @@
 #include "cri/runtime.h"
 
 #include <time.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
 
 #include "common/failpoint.h"
 #include "common/status.h"
@@ -17,7 +20,19 @@ int64_t NowNs() {
 }  // namespace
 
 Runtime::Runtime(Config config, std::unique_ptr<store::Store> store)
-    : config_(std::move(config)), store_(std::move(store)), started_at_ns_(NowNs()) {}
+    : config_(std::move(config)), store_(std::move(store)), pods_(*store_), started_at_ns_(NowNs()) {
+  monitor_binary_ = config_.monitor_path;
+  if (monitor_binary_.empty()) {
+    char self[4096];
+    ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+    std::string exe = n > 0 ? std::string(self, static_cast<size_t>(n)) : "/usr/local/bin/criusd";
+    monitor_binary_ = exe.substr(0, exe.rfind('/') + 1) + "crius-monitor";
+  }
+}
+
+std::string Runtime::PodDir(const std::string& id) const {
+  return absl::StrCat(config_.state, "/pods/", id);
+}
 
 absl::Status Runtime::Recover() {
   image::RegistryOptions registry;
@@ -25,6 +40,7 @@ absl::Status Runtime::Recover() {
   registry.ca_files = config_.registry.ca_files;
   registry.mirrors = config_.registry.mirrors;
   CRIUS_ASSIGN_OR_RETURN(images_, image::ImageStore::Open(config_.root, *store_, std::move(registry)));
+  CRIUS_RETURN_IF_ERROR(Annotate(RecoverPods(), "recover pods"));
   CRIUS_ASSIGN_OR_RETURN(std::optional<std::string> cidr, store_->GetSetting(kPodCidrSetting));
   std::lock_guard<std::mutex> lock(mu_);
   pod_cidr_ = cidr.value_or("");

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/config.h"
+#include "cri/pods.h"
 #include "image/image_store.h"
 #include "store/store.h"
 
@@ -26,15 +27,28 @@ class Runtime {
   absl::Status Recover();
 
   image::ImageStore& images() { return *images_; }
+  PodTable& pods() { return pods_; }
+
+  // <state>/pods/<id>
+  std::string PodDir(const std::string& id) const;
+  // The crius-monitor binary: config monitor_path, else beside criusd.
+  const std::string& monitor_binary() const { return monitor_binary_; }
 
   std::string pod_cidr() const;
   // Records the pod CIDR durably, then makes it current.
   absl::Status SetPodCidr(const std::string& cidr);
 
  private:
+  absl::Status RecoverPods();
+
+ public:
+
+ private:
   const Config config_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<image::ImageStore> images_;
+  PodTable pods_;
+  std::string monitor_binary_;
   const int64_t started_at_ns_;
 
   mutable std::mutex mu_;

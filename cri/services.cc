@@ -23,13 +23,24 @@ namespace crius::cri {
 
 // RuntimeService
 ROUTE(RuntimeServiceImpl, Version, VersionRequest, VersionResponse, RuntimeVersion)
-NOT_YET(RuntimeServiceImpl, RunPodSandbox, RunPodSandboxRequest, RunPodSandboxResponse)
-NOT_YET(RuntimeServiceImpl, StopPodSandbox, StopPodSandboxRequest, StopPodSandboxResponse)
-NOT_YET(RuntimeServiceImpl, RemovePodSandbox, RemovePodSandboxRequest, RemovePodSandboxResponse)
-NOT_YET(RuntimeServiceImpl, PodSandboxStatus, PodSandboxStatusRequest, PodSandboxStatusResponse)
-NOT_YET(RuntimeServiceImpl, ListPodSandbox, ListPodSandboxRequest, ListPodSandboxResponse)
-NOT_YET_STREAM(RuntimeServiceImpl, StreamPodSandboxes, StreamPodSandboxesRequest,
-               StreamPodSandboxesResponse)
+ROUTE(RuntimeServiceImpl, RunPodSandbox, RunPodSandboxRequest, RunPodSandboxResponse, SandboxRun)
+ROUTE(RuntimeServiceImpl, StopPodSandbox, StopPodSandboxRequest, StopPodSandboxResponse,
+      SandboxStop)
+ROUTE(RuntimeServiceImpl, RemovePodSandbox, RemovePodSandboxRequest, RemovePodSandboxResponse,
+      SandboxRemove)
+ROUTE(RuntimeServiceImpl, PodSandboxStatus, PodSandboxStatusRequest, PodSandboxStatusResponse,
+      SandboxStatus)
+ROUTE(RuntimeServiceImpl, ListPodSandbox, ListPodSandboxRequest, ListPodSandboxResponse,
+      SandboxList)
+
+grpc::Status RuntimeServiceImpl::StreamPodSandboxes(
+    grpc::ServerContext*, const v1::StreamPodSandboxesRequest* req,
+    grpc::ServerWriter<v1::StreamPodSandboxesResponse>* writer) {
+  return Serve("StreamPodSandboxes", *req, [&] {
+    return SandboxesStream(rt_, *req,
+                           [&](const v1::StreamPodSandboxesResponse& r) { return writer->Write(r); });
+  });
+}
 NOT_YET(RuntimeServiceImpl, CreateContainer, CreateContainerRequest, CreateContainerResponse)
 NOT_YET(RuntimeServiceImpl, StartContainer, StartContainerRequest, StartContainerResponse)
 NOT_YET(RuntimeServiceImpl, StopContainer, StopContainerRequest, StopContainerResponse)

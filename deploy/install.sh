@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs crius on a node: criusd (and the crius-spt / crius-hvt tenders when
-# they were built), the systemd unit, the default config, crictl's config, a
-# default CNI network and the operator docs. Safe to run again: a file that is
-# already as shipped is left alone, and an operator's edited config is kept.
+# Installs crius on a node: criusd (and crius-monitor and the crius-spt /
+# crius-hvt tenders when they were built), the systemd unit, the default
+# config, crictl's config, a default CNI network and the operator docs. Safe
+# to run again: a file that is already as shipped is left alone, and an
+# operator's edited config is kept.
 #
 #   deploy/install.sh [--prefix ROOT] [--build-dir DIR] [--dry-run]
 #
@@ -16,7 +17,7 @@ root=/
 build=${CRIUS_BUILD_DIR:-$here/../build}
 dry_run=0
 
-usage() { sed -n '2,12s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,13s/^# \{0,1\}//p' "$0"; }
 die() { echo "install.sh: $*" >&2; exit 1; }
 
 while (($#)); do
@@ -66,6 +67,12 @@ keep() {
 }
 
 put "$build/criusd" /usr/local/bin/criusd 755
+# criusd starts the per-pod monitor from beside itself (config key monitor_path).
+if [[ -x $build/crius-monitor ]]; then
+  put "$build/crius-monitor" /usr/local/bin/crius-monitor 755
+else
+  echo "skip crius-monitor (not built in $build)"
+fi
 for tender in crius-spt crius-hvt; do
   if [[ -x $build/unikernel/$tender ]]; then
     put "$build/unikernel/$tender" "/usr/local/bin/$tender" 755

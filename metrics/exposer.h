@@ -43,6 +43,7 @@ class Exposer {
   std::shared_ptr<prometheus::Collectable> metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   int port_ = 0;
+  std::string wake_ip_;  // where ~Exposer connects to end civetweb's poll
 };
 
 }  // namespace crius::metrics

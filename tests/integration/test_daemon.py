@@ -143,7 +143,9 @@ def test_bad_pod_cidr_is_invalid_argument_naming_the_field(daemon, bad):
 
 
 IMPLEMENTED = {"Version", "Status", "RuntimeConfig", "UpdateRuntimeConfig", "ListImages",
-               "StreamImages", "ImageStatus", "PullImage", "RemoveImage", "ImageFsInfo"}
+               "StreamImages", "ImageStatus", "PullImage", "RemoveImage", "ImageFsInfo",
+               "RunPodSandbox", "StopPodSandbox", "RemovePodSandbox", "PodSandboxStatus",
+               "ListPodSandbox", "StreamPodSandboxes"}
 
 
 def all_rpcs(pb):

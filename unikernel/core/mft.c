@@ -35,7 +35,8 @@ int mft_validate(const void *payload, size_t size, struct terr *e)
         if (x->type != MFT_DEV_BLOCK_BASIC && x->type != MFT_DEV_NET_BASIC)
             return terr_set(e, "manifest: entry %u (%s): unknown device type %u", i, x->name,
                             x->type);
-        if (x->attached)
+        /* Read as a byte: the image may hold any value where a bool goes. */
+        if (*(const uint8_t *)&x->attached != 0)
             return terr_set(e, "manifest: entry %u (%s): marked attached in the image", i,
                             x->name);
         for (unsigned j = 1; j < i; j++)

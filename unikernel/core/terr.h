@@ -10,7 +10,7 @@ extern "C" {
 #endif
 
 #define TENDER_EXIT_SETUP 1 /* bad arguments, bad guest image, host failure */
-#define TENDER_EXIT_FAULT 255 /* the guest faulted */
+#define TENDER_EXIT_FAULT 1 /* the guest faulted (as upstream; stderr says "guest fault") */
 
 struct terr {
     char msg[1024];

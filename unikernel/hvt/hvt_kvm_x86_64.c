@@ -223,8 +223,8 @@ int hvt_backend_run(struct hvt *h)
                 tender_exit(TENDER_EXIT_FAULT,
                             "guest fault: host/guest translation fault (write to a read-only "
                             "segment?) at rip=0x%llx", guest_rip(b));
-            tender_exit(TENDER_EXIT_FAULT, "KVM: run vCPU: errno %d at rip=0x%llx", errno,
-                        guest_rip(b));
+            const char *why = strerror(errno);
+            tender_exit(TENDER_EXIT_FAULT, "KVM: run vCPU: %s at rip=0x%llx", why, guest_rip(b));
         }
         switch (run->exit_reason) {
         case KVM_EXIT_IO: {

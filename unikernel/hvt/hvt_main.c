@@ -103,7 +103,7 @@ static void hc_poll(struct hvt *h, hvt_gpa_t arg)
                       .tv_nsec = (long)(timeout % 1000000000ull) | 1 },
     };
     if (!shutdown_requested && timerfd_settime(timer, 0, &it, NULL) < 0)
-        tender_exit(TENDER_EXIT_SETUP, "POLL: arm timer: errno %d", errno);
+        tender_exit(TENDER_EXIT_SETUP, "POLL: arm timer: %s", strerror(errno));
     int n;
     do {
         if (shutdown_requested) {
@@ -115,7 +115,7 @@ static void hc_poll(struct hvt *h, hvt_gpa_t arg)
                         h->shutdown_aware ? &wait_mask : NULL);
     } while (n < 0 && errno == EINTR);
     if (n < 0)
-        tender_exit(TENDER_EXIT_SETUP, "POLL: wait: errno %d", errno);
+        tender_exit(TENDER_EXIT_SETUP, "POLL: wait: %s", strerror(errno));
     uint64_t ready = 0;
     int count = 0;
     for (int i = 0; i < n; i++) {

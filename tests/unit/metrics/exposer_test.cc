@@ -5,6 +5,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <thread>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -107,6 +110,20 @@ TEST(ExposerTest, StoppingReleasesThePort) {
   EXPECT_EQ(HttpGet(port, "/metrics"), "connect failed");
   auto again = Exposer::Start(address, metrics);
   EXPECT_TRUE(again.ok()) << again.status();
+}
+
+TEST(ExposerTest, StoppingIsPrompt) {
+  // civetweb alone may take up to 2 s (its poll slice) to stop; criusd's
+  // shutdown should not wait for that. Several tries: the delay is random.
+  auto metrics = std::make_shared<Metrics>(BuildInfo{});
+  for (int i = 0; i < 4; ++i) {
+    auto e = Exposer::Start("127.0.0.1:" + std::to_string(FreePort()), metrics);
+    ASSERT_TRUE(e.ok()) << e.status();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto start = std::chrono::steady_clock::now();
+    e->reset();
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(500));
+  }
 }
 
 TEST(ExposerTest, AddressInUseIsAnErrorNamingItAndTheCause) {

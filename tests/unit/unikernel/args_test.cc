@@ -13,11 +13,14 @@ struct Result {
   std::string error;
 };
 
+// The parsed args point into argv and its strings: both outlive the result
+// until the next call.
 Result Parse(std::vector<std::string> words) {
   static std::vector<std::string> storage;
+  static std::vector<char*> argv;
   storage = std::move(words);
   storage.insert(storage.begin(), "crius-hvt");
-  std::vector<char*> argv;
+  argv.clear();
   for (auto& w : storage) argv.push_back(w.data());
   argv.push_back(nullptr);
   Result r{};

@@ -1,0 +1,78 @@
+// The pods criusd knows: an in-memory table over the durable records, so
+// list and status calls never touch the database, and every change is
+// written to SQLite before the RPC that made it returns.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "api.pb.h"
+#include "common/unique_fd.h"
+#include "store/store.h"
+
+namespace crius::cri {
+
+namespace v1 = ::runtime::v1;
+
+// Pod states as recorded. "creating" and "stopping" only live while an RPC
+// works on the pod, or after a crash in the middle of one.
+inline constexpr char kPodCreating[] = "creating";
+inline constexpr char kPodReady[] = "ready";
+inline constexpr char kPodNotReady[] = "notready";
+
+struct Pod {
+  std::string id;
+  std::string reserved_name;  // name_namespace_uid_attempt
+  std::string runtime_handler;
+  v1::PodSandboxConfig config;
+  std::string state;
+  int64_t created_at_ns = 0;
+  std::string dir;  // run directory: monitor socket, ns pins, pod files
+  int monitor_pid = 0;
+  std::map<std::string, std::string> namespaces;  // kind -> pinned path
+  UniqueFd monitor_pidfd;  // readable once the monitor has exited
+
+  // Serialises the RPCs that change this pod (run, stop, remove).
+  std::mutex op;
+
+  store::PodRecord ToRecord() const;
+};
+
+class PodTable {
+ public:
+  explicit PodTable(store::Store& db) : db_(db) {}
+
+  // Loads every recorded pod (recovery decides what becomes of each).
+  absl::StatusOr<std::vector<std::shared_ptr<Pod>>> Load();
+
+  std::shared_ptr<Pod> Get(const std::string& id) const;
+  // By full id, or by a unique id prefix (crictl shortens ids).
+  std::shared_ptr<Pod> Find(const std::string& id_or_prefix) const;
+  std::shared_ptr<Pod> ByName(const std::string& reserved_name) const;
+  std::vector<std::shared_ptr<Pod>> All() const;
+
+  // Reserves the name for a new pod and records it as "creating".
+  // AlreadyExists if another pod holds the name.
+  absl::Status Reserve(const std::shared_ptr<Pod>& pod);
+  // Writes the pod's current fields (state, monitor, namespaces).
+  absl::Status Save(const Pod& pod);
+  // Drops the pod from the table and the database.
+  absl::Status Delete(const std::string& id);
+
+ private:
+  store::Store& db_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Pod>> by_id_;
+  std::map<std::string, std::string> by_name_;
+};
+
+// 64 random hex digits, as containerd and CRI-O make ids.
+std::string NewId();
+
+}  // namespace crius::cri

@@ -1,0 +1,81 @@
+#include "cri/sandbox_ops.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/failpoint.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "sandbox/monitor_client.h"
+
+namespace crius::cri {
+namespace {
+
+bool MonitorExited(const Pod& pod) {
+  if (!pod.monitor_pidfd) return true;
+  struct pollfd p = {pod.monitor_pidfd.get(), POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0;
+}
+
+}  // namespace
+
+absl::Status AttachMonitor(Pod& pod) {
+  crius::monitor::Request hello;
+  hello.mutable_hello();
+  CRIUS_ASSIGN_OR_RETURN(crius::monitor::Response resp, sandbox::CallMonitor(pod.dir, hello));
+  int pid = resp.pod().monitor_pid();
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return ErrnoError(errno, absl::StrCat("pidfd_open monitor ", pid));
+  pod.monitor_pid = pid;
+  pod.monitor_pidfd.reset(fd);
+  pod.namespaces.clear();
+  for (const auto& [kind, path] : resp.pod().namespaces()) pod.namespaces[kind] = path;
+  return absl::OkStatus();
+}
+
+void RefreshPod(Runtime& rt, Pod& pod) {
+  if (pod.state != kPodReady || !MonitorExited(pod)) return;
+  std::lock_guard<std::mutex> lock(pod.op);
+  if (pod.state != kPodReady || !MonitorExited(pod)) return;
+  LOG_WARN("pod %s: its monitor (pid %d) has exited: the pod is NotReady", pod.id, pod.monitor_pid);
+  sandbox::ReleasePins(pod.dir);
+  pod.monitor_pidfd.reset();
+  pod.namespaces.clear();
+  pod.state = kPodNotReady;
+  if (absl::Status st = rt.pods().Save(pod); !st.ok()) {
+    LOG_ERROR("pod %s: record NotReady: %s", pod.id, std::string(st.message()));
+  }
+}
+
+absl::Status StopPod(Runtime& rt, Pod& pod) {
+  if (pod.state == kPodNotReady) return absl::OkStatus();
+  if (!MonitorExited(pod) || !pod.monitor_pidfd) {
+    crius::monitor::Request shutdown;
+    shutdown.mutable_shutdown();
+    absl::StatusOr<crius::monitor::Response> resp = sandbox::CallMonitor(pod.dir, shutdown);
+    if (!resp.ok() && resp.status().code() != absl::StatusCode::kUnavailable) {
+      return Annotate(resp.status(), absl::StrCat("stop pod ", pod.id));
+    }
+    // The monitor exits once it has answered; wait for it (bounded).
+    if (pod.monitor_pidfd) {
+      struct pollfd p = {pod.monitor_pidfd.get(), POLLIN, 0};
+      if (::poll(&p, 1, 5000) == 0) {
+        LOG_WARN("pod %s: monitor %d still there 5 s after shutdown: killing it", pod.id, pod.monitor_pid);
+        ::syscall(SYS_pidfd_send_signal, pod.monitor_pidfd.get(), SIGKILL, nullptr, 0);
+        ::poll(&p, 1, 5000);
+      }
+    }
+  }
+  CRIUS_FAILPOINT("sandbox_stop.after_monitor");
+  sandbox::ReleasePins(pod.dir);
+  pod.monitor_pidfd.reset();
+  pod.namespaces.clear();
+  pod.state = kPodNotReady;
+  return Annotate(rt.pods().Save(pod), absl::StrCat("record pod ", pod.id, " stopped"));
+}
+
+}  // namespace crius::cri

@@ -1,0 +1,74 @@
+// What criusd makes of its pods when it starts: pods a crash left half made
+// are rolled back, pods whose monitor still answers are taken up again, and
+// pods whose monitor is gone are NotReady.
+#include <dirent.h>
+#include <fcntl.h>
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "common/files.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "cri/runtime.h"
+#include "cri/sandbox_ops.h"
+#include "sandbox/monitor_client.h"
+
+namespace crius::cri {
+namespace {
+
+// Stops whatever monitor serves `dir` and removes the directory.
+void Discard(const std::string& dir) {
+  crius::monitor::Request shutdown;
+  shutdown.mutable_shutdown();
+  (void)sandbox::CallMonitor(dir, shutdown, 5000);
+  sandbox::ReleasePins(dir);
+  size_t slash = dir.rfind('/');
+  UniqueFd parent(::open(dir.substr(0, slash).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (parent) (void)RemoveTreeAt(parent.get(), dir.substr(slash + 1));
+}
+
+}  // namespace
+
+absl::Status Runtime::RecoverPods() {
+  CRIUS_ASSIGN_OR_RETURN(std::vector<std::shared_ptr<Pod>> pods, pods_.Load());
+  std::set<std::string> known;
+  for (const std::shared_ptr<Pod>& pod : pods) {
+    known.insert(pod->id);
+    if (pod->dir.empty()) pod->dir = PodDir(pod->id);
+    if (pod->state == kPodCreating) {
+      LOG_INFO("pod %s: RunPodSandbox was interrupted: rolling it back", pod->id);
+      Discard(pod->dir);
+      CRIUS_RETURN_IF_ERROR(pods_.Delete(pod->id));
+      continue;
+    }
+    if (pod->state == kPodReady) {
+      if (absl::Status st = AttachMonitor(*pod); !st.ok()) {
+        LOG_WARN("pod %s: %s: the pod is NotReady", pod->id, std::string(st.message()));
+        sandbox::ReleasePins(pod->dir);
+        pod->namespaces.clear();
+        pod->state = kPodNotReady;
+        CRIUS_RETURN_IF_ERROR(pods_.Save(*pod));
+      }
+      continue;
+    }
+    sandbox::ReleasePins(pod->dir);
+  }
+  // Directories no record speaks of are leftovers of a crash.
+  std::string root = absl::StrCat(config_.state, "/pods");
+  if (DIR* d = ::opendir(root.c_str())) {
+    std::vector<std::string> orphans;
+    while (struct dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name[0] != '.' && !known.count(name)) orphans.push_back(name);
+    }
+    ::closedir(d);
+    for (const std::string& name : orphans) {
+      LOG_INFO("removing pod directory %s/%s that no pod record names", root, name);
+      Discard(absl::StrCat(root, "/", name));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace crius::cri

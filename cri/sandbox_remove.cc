@@ -1,0 +1,34 @@
+#include <fcntl.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/failpoint.h"
+#include "common/files.h"
+#include "common/status.h"
+#include "common/unique_fd.h"
+#include "cri/handlers.h"
+#include "cri/sandbox_ops.h"
+
+namespace crius::cri {
+
+absl::Status SandboxRemove(Runtime& rt, const v1::RemovePodSandboxRequest& req,
+                           v1::RemovePodSandboxResponse*) {
+  if (req.pod_sandbox_id().empty()) {
+    return absl::InvalidArgumentError("pod_sandbox_id: is empty");
+  }
+  std::shared_ptr<Pod> pod = rt.pods().Find(req.pod_sandbox_id());
+  if (pod == nullptr) return absl::OkStatus();
+  std::lock_guard<std::mutex> lock(pod->op);
+  // A running pod is stopped first, as containerd does.
+  CRIUS_RETURN_IF_ERROR(StopPod(rt, *pod));
+  CRIUS_FAILPOINT("sandbox_remove.after_stop");
+  size_t slash = pod->dir.rfind('/');
+  UniqueFd parent(::open(pod->dir.substr(0, slash).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (parent) {
+    CRIUS_RETURN_IF_ERROR(Annotate(RemoveTreeAt(parent.get(), pod->dir.substr(slash + 1)),
+                                   absl::StrCat("remove pod directory ", pod->dir)));
+  }
+  CRIUS_FAILPOINT("sandbox_remove.after_files");
+  return Annotate(rt.pods().Delete(pod->id), absl::StrCat("remove pod ", pod->id));
+}
+
+}  // namespace crius::cri

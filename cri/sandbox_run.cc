@@ -1,0 +1,209 @@
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/failpoint.h"
+#include "common/files.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "common/undo.h"
+#include "cri/handlers.h"
+#include "cri/sandbox_ops.h"
+#include "sandbox/monitor_client.h"
+#include "sandbox/pod_files.h"
+
+namespace crius::cri {
+namespace {
+
+int64_t NowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+absl::Status Invalid(absl::string_view field, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
+}
+
+// Metadata names become parts of paths and of the reserved name.
+absl::Status CheckName(absl::string_view field, const std::string& value) {
+  if (value.empty()) return Invalid(field, "is empty");
+  if (value.size() > 253) return Invalid(field, "is longer than 253 characters");
+  for (char c : value) {
+    if (c == '/') return Invalid(field, absl::StrCat("\"", value, "\" contains '/'"));
+    if (absl::ascii_iscntrl(c) || c == ' ') {
+      return Invalid(field, absl::StrCat("\"", value, "\" contains a space or control character"));
+    }
+  }
+  if (value == "." || value == "..") return Invalid(field, absl::StrCat("\"", value, "\" is not a name"));
+  return absl::OkStatus();
+}
+
+absl::Status CheckNamespaceMode(absl::string_view field, int mode, bool target_allowed) {
+  if (mode < v1::POD || mode > v1::TARGET || (mode == v1::TARGET && !target_allowed)) {
+    return Invalid(field, absl::StrCat("namespace mode ", mode, " is not valid for a pod"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Validate(const Runtime& rt, const v1::RunPodSandboxRequest& req) {
+  if (!req.has_config()) return Invalid("config", "is missing");
+  const v1::PodSandboxConfig& c = req.config();
+  if (!c.has_metadata()) return Invalid("config.metadata", "is missing");
+  CRIUS_RETURN_IF_ERROR(CheckName("config.metadata.name", c.metadata().name()));
+  CRIUS_RETURN_IF_ERROR(CheckName("config.metadata.namespace", c.metadata().namespace_()));
+  CRIUS_RETURN_IF_ERROR(CheckName("config.metadata.uid", c.metadata().uid()));
+  const std::string& host = c.hostname();
+  if (host.size() > 64) return Invalid("config.hostname", "is longer than 64 characters");
+  for (char ch : host) {
+    if (!absl::ascii_isalnum(ch) && ch != '-' && ch != '.') {
+      return Invalid("config.hostname", absl::StrCat("\"", host, "\" is not a valid host name"));
+    }
+  }
+  if (!c.log_directory().empty() &&
+      (!absl::StartsWith(c.log_directory(), "/") || absl::StrContains(c.log_directory(), "/../") ||
+       absl::EndsWith(c.log_directory(), "/.."))) {
+    return Invalid("config.log_directory", absl::StrCat("\"", c.log_directory(),
+                                                        "\" is not a clean absolute path"));
+  }
+  for (int i = 0; i < c.dns_config().servers_size(); ++i) {
+    const std::string& s = c.dns_config().servers(i);
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, s.c_str(), buf) != 1 && inet_pton(AF_INET6, s.c_str(), buf) != 1) {
+      return Invalid(absl::StrCat("config.dns_config.servers[", i, "]"),
+                     absl::StrCat("\"", s, "\" is not an IP address"));
+    }
+  }
+  for (const auto* list : {&c.dns_config().searches(), &c.dns_config().options()}) {
+    for (const std::string& s : *list) {
+      if (s.empty() || s.find_first_of(" \t\n") != std::string::npos) {
+        return Invalid(list == &c.dns_config().searches() ? "config.dns_config.searches"
+                                                          : "config.dns_config.options",
+                       absl::StrCat("\"", s, "\" is empty or has white space"));
+      }
+    }
+  }
+  for (int i = 0; i < c.port_mappings_size(); ++i) {
+    const v1::PortMapping& p = c.port_mappings(i);
+    std::string field = absl::StrCat("config.port_mappings[", i, "]");
+    if (p.container_port() <= 0 || p.container_port() > 65535) {
+      return Invalid(field, absl::StrCat("container_port ", p.container_port(), " is not a port"));
+    }
+    if (p.host_port() < 0 || p.host_port() > 65535) {
+      return Invalid(field, absl::StrCat("host_port ", p.host_port(), " is not a port"));
+    }
+    if (!v1::Protocol_IsValid(p.protocol())) {
+      return Invalid(field, absl::StrCat("protocol ", p.protocol(), " is not TCP, UDP or SCTP"));
+    }
+  }
+  const v1::NamespaceOption& ns = c.linux().security_context().namespace_options();
+  CRIUS_RETURN_IF_ERROR(CheckNamespaceMode("config.linux.security_context.namespace_options.network",
+                                           ns.network(), false));
+  CRIUS_RETURN_IF_ERROR(CheckNamespaceMode("config.linux.security_context.namespace_options.ipc",
+                                           ns.ipc(), false));
+  CRIUS_RETURN_IF_ERROR(CheckNamespaceMode("config.linux.security_context.namespace_options.pid",
+                                           ns.pid(), false));
+  const std::string& handler = req.runtime_handler();
+  const auto& handlers = rt.config().runtime_handlers;
+  if (handler == handlers.spt || handler == handlers.hvt) {
+    return absl::UnimplementedError(absl::StrCat(
+        "runtime_handler \"", handler, "\": unikernel pods are not available in this build yet"));
+  }
+  if (!handler.empty()) {
+    return Invalid("runtime_handler", absl::StrCat("unknown handler \"", handler,
+                                                   "\" (this node has \"\", \"", handlers.spt,
+                                                   "\" and \"", handlers.hvt, "\")"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
+                        v1::RunPodSandboxResponse* resp) {
+  CRIUS_RETURN_IF_ERROR(Validate(rt, req));
+  const v1::PodSandboxConfig& c = req.config();
+  const v1::PodSandboxMetadata& m = c.metadata();
+  std::string name = absl::StrCat(m.name(), "_", m.namespace_(), "_", m.uid(), "_", m.attempt());
+
+  // kubelet retries: the same metadata is the same pod.
+  if (std::shared_ptr<Pod> existing = rt.pods().ByName(name)) {
+    std::lock_guard<std::mutex> lock(existing->op);  // wait out a creation under way
+    if (rt.pods().Get(existing->id) != nullptr && existing->state != kPodCreating) {
+      resp->set_pod_sandbox_id(existing->id);
+      return absl::OkStatus();
+    }
+  }
+
+  auto pod = std::make_shared<Pod>();
+  pod->id = NewId();
+  pod->reserved_name = name;
+  pod->runtime_handler = req.runtime_handler();
+  pod->config = c;
+  pod->state = kPodCreating;
+  pod->created_at_ns = NowNs();
+  pod->dir = rt.PodDir(pod->id);
+  std::lock_guard<std::mutex> lock(pod->op);
+  UndoStack undo;
+
+  CRIUS_RETURN_IF_ERROR(rt.pods().Reserve(pod));
+  undo.Push("release the name", [&rt, id = pod->id] {
+    if (absl::Status st = rt.pods().Delete(id); !st.ok()) {
+      LOG_ERROR("pod %s: undo reservation: %s", id, std::string(st.message()));
+    }
+  });
+  CRIUS_FAILPOINT("sandbox_run.after_reserve");
+
+  absl::StatusOr<std::vector<std::string>> made = MakeDirs(pod->dir, 0711);
+  if (!made.ok()) return Annotate(made.status(), "create pod directory");
+  undo.Push("remove the pod directory", [dir = pod->dir] {
+    size_t slash = dir.rfind('/');
+    UniqueFd parent(::open(dir.substr(0, slash).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (parent) (void)RemoveTreeAt(parent.get(), dir.substr(slash + 1));
+  });
+
+  const v1::NamespaceOption& ns = c.linux().security_context().namespace_options();
+  bool host_network = ns.network() == v1::NODE;
+  sandbox::PodFiles files;
+  files.hostname = c.hostname();
+  if (files.hostname.empty()) {
+    char buf[65] = {};
+    if (host_network) ::gethostname(buf, sizeof buf - 1);
+    files.hostname = host_network ? buf : m.name().substr(0, 63);
+  }
+  files.host_network = host_network;
+  files.has_dns = c.has_dns_config();
+  files.dns.servers.assign(c.dns_config().servers().begin(), c.dns_config().servers().end());
+  files.dns.searches.assign(c.dns_config().searches().begin(), c.dns_config().searches().end());
+  files.dns.options.assign(c.dns_config().options().begin(), c.dns_config().options().end());
+  CRIUS_RETURN_IF_ERROR(Annotate(sandbox::WritePodFiles(pod->dir, files), "write pod files"));
+
+  sandbox::MonitorLaunch launch;
+  launch.binary = rt.monitor_binary();
+  launch.pod_id = pod->id;
+  launch.dir = pod->dir;
+  launch.new_net = !host_network;
+  launch.new_uts = !host_network;  // a hostNetwork pod keeps the node's name too
+  launch.new_ipc = ns.ipc() != v1::NODE;
+  launch.pod_pid = ns.pid() == v1::POD;
+  launch.hostname = files.hostname;
+  absl::StatusOr<crius::monitor::PodState> state = sandbox::StartMonitor(launch);
+  if (!state.ok()) return Annotate(state.status(), "start the pod's monitor");
+  undo.Push("stop the monitor", [&rt, pod] { (void)StopPod(rt, *pod); });
+  CRIUS_RETURN_IF_ERROR(Annotate(AttachMonitor(*pod), "attach to the pod's monitor"));
+  CRIUS_FAILPOINT("sandbox_run.after_monitor");
+
+  pod->state = kPodReady;
+  CRIUS_RETURN_IF_ERROR(Annotate(rt.pods().Save(*pod), "record pod ready"));
+  CRIUS_FAILPOINT("sandbox_run.after_ready");
+  undo.Commit();
+  resp->set_pod_sandbox_id(pod->id);
+  return absl::OkStatus();
+}
+
+}  // namespace crius::cri

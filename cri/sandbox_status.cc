@@ -1,0 +1,54 @@
+#include <time.h>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "cri/handlers.h"
+#include "cri/sandbox_ops.h"
+
+namespace crius::cri {
+
+void ToCriSandbox(const Pod& pod, v1::PodSandbox* out) {
+  out->set_id(pod.id);
+  *out->mutable_metadata() = pod.config.metadata();
+  out->set_state(pod.state == kPodReady ? v1::SANDBOX_READY : v1::SANDBOX_NOTREADY);
+  out->set_created_at(pod.created_at_ns);
+  *out->mutable_labels() = pod.config.labels();
+  *out->mutable_annotations() = pod.config.annotations();
+  out->set_runtime_handler(pod.runtime_handler);
+}
+
+absl::Status SandboxStatus(Runtime& rt, const v1::PodSandboxStatusRequest& req,
+                           v1::PodSandboxStatusResponse* resp) {
+  if (req.pod_sandbox_id().empty()) return absl::InvalidArgumentError("pod_sandbox_id: is empty");
+  std::shared_ptr<Pod> pod = rt.pods().Find(req.pod_sandbox_id());
+  if (pod == nullptr) {
+    return absl::NotFoundError(absl::StrCat("pod sandbox ", req.pod_sandbox_id(), " not found"));
+  }
+  RefreshPod(rt, *pod);
+  v1::PodSandboxStatus* s = resp->mutable_status();
+  s->set_id(pod->id);
+  *s->mutable_metadata() = pod->config.metadata();
+  s->set_state(pod->state == kPodReady ? v1::SANDBOX_READY : v1::SANDBOX_NOTREADY);
+  s->set_created_at(pod->created_at_ns);
+  *s->mutable_labels() = pod->config.labels();
+  *s->mutable_annotations() = pod->config.annotations();
+  s->set_runtime_handler(pod->runtime_handler);
+  s->mutable_network();  // pod IPs arrive with CNI
+  *s->mutable_linux()->mutable_namespaces()->mutable_options() =
+      pod->config.linux().security_context().namespace_options();
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  resp->set_timestamp(int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec);
+  if (req.verbose()) {
+    nlohmann::json info = {{"dir", pod->dir},
+                           {"monitorPid", pod->monitor_pid},
+                           {"namespaces", pod->namespaces},
+                           {"reservedName", pod->reserved_name},
+                           {"state", pod->state}};
+    (*resp->mutable_info())["info"] = info.dump();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace crius::cri

@@ -1,0 +1,57 @@
+// crius-monitor: one per pod. It creates and pins the pod's namespaces, is
+// the subreaper of the pod's processes, and answers criusd on a unix socket.
+// It is not criusd's child, so criusd can stop, crash or be upgraded while
+// the pod runs on.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/unique_fd.h"
+#include "monitor.pb.h"
+
+namespace crius::monitor {
+
+struct Options {
+  std::string pod_id;
+  std::string dir;       // the pod's run directory: socket, ns/, log
+  bool new_net = true;   // false: the node's (hostNetwork)
+  bool new_ipc = true;
+  bool new_uts = true;
+  bool pod_pid = false;  // one pid namespace for the whole pod
+  std::string hostname;
+  int ready_fd = -1;     // criusd reads "ok" or an error from here
+};
+
+absl::StatusOr<Options> ParseArgs(int argc, char** argv);
+
+class Monitor {
+ public:
+  explicit Monitor(Options options) : options_(std::move(options)) {}
+
+  // Namespaces, pins, socket. On error, whatever was made is undone.
+  absl::Status Setup();
+  // Serves until a Shutdown request or SIGTERM; then Teardown().
+  int Run();
+
+ private:
+  absl::Status Pin(const std::string& kind, pid_t pid);
+  absl::Status StartPodInit();
+  void Handle(int conn);
+  void Teardown();
+  crius::monitor::PodState State() const;
+
+  Options options_;
+  std::map<std::string, std::string> pins_;  // kind -> pinned file
+  pid_t pod_init_ = 0;
+  UniqueFd listen_;
+  UniqueFd signals_;
+  UniqueFd epoll_;
+  bool stopping_ = false;
+};
+
+}  // namespace crius::monitor

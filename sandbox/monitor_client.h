@@ -1,0 +1,43 @@
+// criusd's side of crius-monitor: starting one for a pod (detached, so it
+// is not criusd's child) and talking to it over its socket.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "monitor.pb.h"
+
+namespace crius::sandbox {
+
+struct MonitorLaunch {
+  std::string binary;  // crius-monitor
+  std::string pod_id;
+  std::string dir;     // the pod's run directory (exists)
+  bool new_net = true;
+  bool new_ipc = true;
+  bool new_uts = true;
+  bool pod_pid = false;
+  std::string hostname;
+  int ready_timeout_ms = 10000;
+};
+
+// Starts the monitor and waits until it reports its namespaces pinned and
+// its socket listening. Its set-up error comes back as the status.
+absl::StatusOr<crius::monitor::PodState> StartMonitor(const MonitorLaunch& launch);
+
+// The monitor socket of the pod directory `dir`.
+std::string MonitorSocket(const std::string& dir);
+
+// One request, one response, on a fresh connection. Unavailable when no
+// monitor answers (it is gone).
+absl::StatusOr<crius::monitor::Response> CallMonitor(const std::string& dir,
+                                                     const crius::monitor::Request& req,
+                                                     int timeout_ms = 10000);
+
+// Releases what a monitor that died without its teardown left: pinned
+// namespace mounts under dir/ns.
+void ReleasePins(const std::string& dir);
+
+}  // namespace crius::sandbox

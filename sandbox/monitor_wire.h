@@ -1,0 +1,33 @@
+// One protobuf message per SOCK_SEQPACKET packet: the framing between criusd
+// and crius-monitor. Used by both ends.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace google::protobuf {
+class MessageLite;
+}
+
+namespace crius::sandbox {
+
+// Largest packet either end sends (a container spec with its mounts and env).
+inline constexpr size_t kMaxPacket = 1 << 20;
+
+// sockaddr_un paths are limited to 107 bytes, and a pod directory may be
+// deeper than that: the socket is reached through /proc/self/fd/<dirfd>/.
+struct SocketPath {
+  int dir_fd = -1;  // O_PATH descriptor of the pod directory, owned
+  std::string path;  // "/proc/self/fd/<dir_fd>/monitor.sock"
+  ~SocketPath();
+};
+absl::StatusOr<std::unique_ptr<SocketPath>> MonitorSocketPath(const std::string& dir);
+
+absl::Status SendMessage(int fd, const google::protobuf::MessageLite& msg);
+// Reads one packet into `msg`; NotFound when the peer closed the socket.
+absl::Status ReceiveMessage(int fd, google::protobuf::MessageLite* msg);
+
+}  // namespace crius::sandbox
