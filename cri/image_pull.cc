@@ -1,6 +1,9 @@
+#include <chrono>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "cri/handlers.h"
+#include "metrics/metrics.h"
 
 namespace crius::cri {
 
@@ -22,7 +25,12 @@ absl::Status ImagePull(Runtime& rt, const v1::PullImageRequest& req, v1::PullIma
     creds.username = decoded.substr(0, decoded.find(':'));
     creds.password = decoded.substr(decoded.find(':') + 1);
   }
+  auto start = std::chrono::steady_clock::now();
   absl::StatusOr<image::ImageInfo> pulled = rt.images().Pull(ref, creds);
+  if (metrics::Metrics* m = metrics::Current()) {
+    m->ObservePull(pulled.ok(), pulled.ok() ? pulled->fetched_bytes : 0,
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
   if (!pulled.ok()) return pulled.status();
   resp->set_image_ref(pulled->id);
   return absl::OkStatus();

@@ -254,11 +254,15 @@ absl::StatusOr<ImageInfo> ImageStore::Pull(const std::string& text, const Creden
     if (auto it = pulls_.find(key); it != pulls_.end()) {
       auto other = it->second;
       lock.unlock();
-      return other.get();
+      absl::StatusOr<ImageInfo> shared = other.get();
+      if (shared.ok()) shared->fetched_bytes = 0;  // the other pull fetched it
+      return shared;
     }
     pulls_[key] = promise.get_future().share();
   }
-  absl::StatusOr<ImageInfo> result = DoPull(ref, creds);
+  std::atomic<uint64_t> fetched{0};
+  absl::StatusOr<ImageInfo> result = DoPull(ref, creds, fetched);
+  if (result.ok()) result->fetched_bytes = fetched.load();
   if (!result.ok()) {
     result = Annotate(result.status(), absl::StrCat("pull ", key));
     // What the failed pull fetched goes again, unless another image uses it.
@@ -273,7 +277,8 @@ absl::StatusOr<ImageInfo> ImageStore::Pull(const std::string& text, const Creden
   return result;
 }
 
-absl::StatusOr<ImageInfo> ImageStore::DoPull(const Reference& ref, const Credentials& creds) {
+absl::StatusOr<ImageInfo> ImageStore::DoPull(const Reference& ref, const Credentials& creds,
+                                             std::atomic<uint64_t>& fetched) {
   std::string reference = ref.digest.empty() ? ref.tag : ref.digest;
   std::vector<Endpoint> endpoints = registry_->EndpointsFor(ref);
   absl::StatusOr<FetchedManifest> top = absl::UnknownError("no endpoint");
@@ -282,6 +287,7 @@ absl::StatusOr<ImageInfo> ImageStore::DoPull(const Reference& ref, const Credent
   for (const Endpoint& candidate : endpoints) {
     top = registry_->GetManifest(candidate, reference, creds);
     if (top.ok()) {
+      fetched += top->body.size();
       ep = candidate;
       break;
     }
@@ -301,6 +307,7 @@ absl::StatusOr<ImageInfo> ImageStore::DoPull(const Reference& ref, const Credent
     image.annotations = index.annotations;
     index_digest = top->digest;
     CRIUS_ASSIGN_OR_RETURN(manifest_blob, registry_->GetManifest(ep, chosen.digest, creds));
+    fetched += manifest_blob.body.size();
     if (!IsManifestType(manifest_blob.media_type)) {
       return absl::InvalidArgumentError(absl::StrCat("index entry ", chosen.digest,
                                                      " has media type \"", manifest_blob.media_type,
@@ -318,6 +325,7 @@ absl::StatusOr<ImageInfo> ImageStore::DoPull(const Reference& ref, const Credent
     }
   }
   CRIUS_ASSIGN_OR_RETURN(std::string config_body, registry_->GetSmallBlob(ep, manifest.config, creds));
+  fetched += config_body.size();
   CRIUS_ASSIGN_OR_RETURN(image.config, ParseImageConfig(config_body));
   if (image.config.diff_ids.size() != manifest.layers.size()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -354,7 +362,7 @@ absl::StatusOr<ImageInfo> ImageStore::DoPull(const Reference& ref, const Credent
     for (size_t i; (i = next.fetch_add(1)) < image.layers.size();) {
       LayerInfo& layer = image.layers[i];
       Descriptor d{layer.media_type, layer.digest, layer.size, {}, {}};
-      results[i] = Once(blob_fetches_, layer.digest, [&] { return FetchBlob({ep}, d, creds); });
+      results[i] = Once(blob_fetches_, layer.digest, [&] { return FetchBlob({ep}, d, creds, fetched); });
       if (results[i].ok()) {
         results[i] = Once(unpacks_, layer.chain_id, [&] { return Unpack(layer); });
       }
@@ -386,12 +394,13 @@ absl::StatusOr<ImageInfo> ImageStore::DoPull(const Reference& ref, const Credent
 }
 
 absl::Status ImageStore::FetchBlob(const std::vector<Endpoint>& eps, const Descriptor& d,
-                                   const Credentials& creds) {
+                                   const Credentials& creds, std::atomic<uint64_t>& fetched) {
   if (content_->Has(d.digest)) return absl::OkStatus();
   absl::Status last;
   for (const Endpoint& ep : eps) {
     CRIUS_ASSIGN_OR_RETURN(std::unique_ptr<BlobWriter> writer, content_->Writer(d.digest, d.size));
     last = registry_->GetBlob(ep, d, *writer, creds);
+    fetched += writer->written();
     if (last.ok()) return last;
   }
   return last;

@@ -3,6 +3,7 @@
 // image references them any more.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <future>
 #include <map>
@@ -44,6 +45,9 @@ struct ImageInfo {
   std::vector<LayerInfo> layers;
   // Manifest annotations over index annotations (the manifest's win).
   std::map<std::string, std::string> annotations;
+  // Not recorded: what the Pull that returned this fetched from registries
+  // (0 for a caller that shared another's pull).
+  uint64_t fetched_bytes = 0;
 };
 
 struct FsUsage {
@@ -81,9 +85,10 @@ class ImageStore {
  private:
   ImageStore(std::string root, store::Store& db, std::unique_ptr<ContentStore> content,
              std::unique_ptr<Registry> registry);
-  absl::StatusOr<ImageInfo> DoPull(const Reference& ref, const Credentials& creds);
+  absl::StatusOr<ImageInfo> DoPull(const Reference& ref, const Credentials& creds,
+                                   std::atomic<uint64_t>& fetched);
   absl::Status FetchBlob(const std::vector<Endpoint>& eps, const Descriptor& d,
-                         const Credentials& creds);
+                         const Credentials& creds, std::atomic<uint64_t>& fetched);
   absl::Status Unpack(LayerInfo& layer);
   absl::Status Record(ImageInfo& image);
   absl::Status Collect();

@@ -55,6 +55,24 @@ Metrics::Metrics(const BuildInfo& build, std::string proc)
                      .Name("crius_grpc_request_duration_seconds")
                      .Help("Time criusd spent serving a CRI gRPC request, by method.")
                      .Register(*registry_)),
+      pulls_(prometheus::BuildCounter()
+                 .Name("crius_image_pulls_total")
+                 .Help("PullImage requests finished, by outcome (success or failure).")
+                 .Register(*registry_)),
+      pulls_ok_(pulls_.Add({{"outcome", "success"}})),
+      pulls_failed_(pulls_.Add({{"outcome", "failure"}})),
+      pull_bytes_(prometheus::BuildCounter()
+                      .Name("crius_image_pull_bytes_total")
+                      .Help("Bytes of manifests, configs and layers that successful pulls fetched from registries.")
+                      .Register(*registry_)
+                      .Add({})),
+      pull_durations_(prometheus::BuildHistogram()
+                          .Name("crius_image_pull_duration_seconds")
+                          .Help("Time a PullImage took, successful or not.")
+                          .Register(*registry_)
+                          .Add({}, prometheus::Histogram::BucketBoundaries{
+                                       0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+                                       60, 120, 300})),
       process_(std::move(proc)) {
   prometheus::BuildGauge()
       .Name("crius_build_info")
@@ -94,6 +112,12 @@ void Metrics::ObserveRpc(absl::string_view method, absl::StatusCode code, double
   }
   counter->Increment();
   histogram->Observe(seconds);
+}
+
+void Metrics::ObservePull(bool ok, uint64_t bytes_fetched, double seconds) {
+  (ok ? pulls_ok_ : pulls_failed_).Increment();
+  pull_bytes_.Increment(static_cast<double>(bytes_fetched));
+  pull_durations_.Observe(seconds);
 }
 
 std::vector<prometheus::MetricFamily> Metrics::Collect() const {

@@ -45,6 +45,11 @@ class Metrics : public prometheus::Collectable {
   // crius_grpc_request_duration_seconds{method} observes `seconds`.
   void ObserveRpc(absl::string_view method, absl::StatusCode code, double seconds);
 
+  // One finished PullImage: crius_image_pulls_total{outcome} += 1,
+  // crius_image_pull_bytes_total += bytes fetched from registries, and
+  // crius_image_pull_duration_seconds observes `seconds`.
+  void ObservePull(bool ok, uint64_t bytes_fetched, double seconds);
+
   // For other folders' families.
   prometheus::Registry& registry() { return *registry_; }
 
@@ -58,6 +63,11 @@ class Metrics : public prometheus::Collectable {
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Histogram>& durations_;
+  prometheus::Family<prometheus::Counter>& pulls_;
+  prometheus::Counter& pulls_ok_;
+  prometheus::Counter& pulls_failed_;
+  prometheus::Counter& pull_bytes_;
+  prometheus::Histogram& pull_durations_;
   ProcessCollector process_;
 
   // Family::Add builds a new metric (a histogram allocates its buckets) before

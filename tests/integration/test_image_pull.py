@@ -350,3 +350,28 @@ def test_crash_after_the_record_keeps_the_image(make_daemon, registry, busybox):
     d.failpoints = []
     d.start()
     assert status(d, busybox.ref).image.repo_tags == [busybox.ref]
+
+
+# --- metrics ------------------------------------------------------------------------
+
+def test_pulls_are_counted_by_outcome_bytes_and_time(make_daemon, registry, busybox):
+    from test_metrics import scrape, value
+    from harness.util import free_port
+    address = f"127.0.0.1:{free_port()}"
+    d = make_daemon(config=insecure_config(registry) + f'[metrics]\naddress = "{address}"\n')
+    before = scrape(address)
+    pull(d, busybox.ref)
+    with pytest.raises(grpc.RpcError):
+        pull(d, f"{registry.host}/busybox:no-such-tag")
+    after = scrape(address)
+
+    def delta(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("crius_image_pulls_total", outcome="success") == 1
+    assert delta("crius_image_pulls_total", outcome="failure") == 1
+    blobs = sum(len(b.data) for b in harness.busybox_image().blobs())
+    manifest = len(harness.busybox_image().manifest_blob().data)
+    assert delta("crius_image_pull_bytes_total") == blobs + manifest
+    assert delta("crius_image_pull_duration_seconds_count") == 2
+    assert delta("crius_image_pull_duration_seconds_sum") > 0

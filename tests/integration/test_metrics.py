@@ -237,6 +237,9 @@ def test_every_crius_family_follows_prometheus_naming(daemon):
         "crius_process_threads": "gauge",
         "crius_process_start_time_seconds": "gauge",
         "crius_process_cpu_seconds": "counter",
+        "crius_image_pulls": "counter",
+        "crius_image_pull_bytes": "counter",
+        "crius_image_pull_duration_seconds": "histogram",
     }
 
 
