@@ -33,6 +33,23 @@ absl::Status SandboxList(Runtime& rt, const v1::ListPodSandboxRequest& req,
 absl::Status SandboxesStream(Runtime& rt, const v1::StreamPodSandboxesRequest& req,
                              const std::function<bool(const v1::StreamPodSandboxesResponse&)>& send);
 
+absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
+                             v1::CreateContainerResponse* resp);
+absl::Status ContainerStart(Runtime& rt, const v1::StartContainerRequest& req,
+                            v1::StartContainerResponse* resp);
+absl::Status ContainerStop(Runtime& rt, const v1::StopContainerRequest& req,
+                           v1::StopContainerResponse* resp);
+absl::Status ContainerRemove(Runtime& rt, const v1::RemoveContainerRequest& req,
+                             v1::RemoveContainerResponse* resp);
+absl::Status ContainerStatusGet(Runtime& rt, const v1::ContainerStatusRequest& req,
+                                v1::ContainerStatusResponse* resp);
+absl::Status ContainerList(Runtime& rt, const v1::ListContainersRequest& req,
+                           v1::ListContainersResponse* resp);
+absl::Status ContainersStream(Runtime& rt, const v1::StreamContainersRequest& req,
+                              const std::function<bool(const v1::StreamContainersResponse&)>& send);
+absl::Status ContainerReopenLog(Runtime& rt, const v1::ReopenContainerLogRequest& req,
+                                v1::ReopenContainerLogResponse* resp);
+
 absl::Status ImagePull(Runtime& rt, const v1::PullImageRequest& req, v1::PullImageResponse* resp);
 absl::Status ImageList(Runtime& rt, const v1::ListImagesRequest& req, v1::ListImagesResponse* resp);
 absl::Status ImagesStream(Runtime& rt, const v1::StreamImagesRequest& req,

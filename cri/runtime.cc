@@ -20,7 +20,7 @@ int64_t NowNs() {
 }  // namespace
 
 Runtime::Runtime(Config config, std::unique_ptr<store::Store> store)
-    : config_(std::move(config)), store_(std::move(store)), pods_(*store_), started_at_ns_(NowNs()) {
+    : config_(std::move(config)), store_(std::move(store)), pods_(*store_), containers_(*store_), started_at_ns_(NowNs()) {
   monitor_binary_ = config_.monitor_path;
   if (monitor_binary_.empty()) {
     char self[4096];

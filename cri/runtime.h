@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/config.h"
+#include "cri/containers.h"
 #include "cri/pods.h"
 #include "image/image_store.h"
 #include "store/store.h"
@@ -28,6 +29,7 @@ class Runtime {
 
   image::ImageStore& images() { return *images_; }
   PodTable& pods() { return pods_; }
+  ContainerTable& containers() { return containers_; }
 
   // <state>/pods/<id>
   std::string PodDir(const std::string& id) const;
@@ -48,6 +50,7 @@ class Runtime {
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<image::ImageStore> images_;
   PodTable pods_;
+  ContainerTable containers_;
   std::string monitor_binary_;
   const int64_t started_at_ns_;
 

@@ -10,6 +10,7 @@
 #include "common/failpoint.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "cri/container_ops.h"
 #include "sandbox/monitor_client.h"
 
 namespace crius::cri {
@@ -53,6 +54,14 @@ void RefreshPod(Runtime& rt, Pod& pod) {
 
 absl::Status StopPod(Runtime& rt, Pod& pod) {
   if (pod.state == kPodNotReady) return absl::OkStatus();
+  // Containers first, each recorded exited, while the monitor still answers.
+  RefreshContainers(rt, pod);
+  for (const std::shared_ptr<Container>& c : rt.containers().OfPod(pod.id)) {
+    std::lock_guard<std::mutex> lock(c->op);
+    if (c->state == kContainerRunning && pod.state == kPodReady) {
+      CRIUS_RETURN_IF_ERROR(StopContainerProcess(rt, pod, *c, 0));
+    }
+  }
   if (!MonitorExited(pod) || !pod.monitor_pidfd) {
     crius::monitor::Request shutdown;
     shutdown.mutable_shutdown();
@@ -75,7 +84,10 @@ absl::Status StopPod(Runtime& rt, Pod& pod) {
   pod.monitor_pidfd.reset();
   pod.namespaces.clear();
   pod.state = kPodNotReady;
-  return Annotate(rt.pods().Save(pod), absl::StrCat("record pod ", pod.id, " stopped"));
+  CRIUS_RETURN_IF_ERROR(Annotate(rt.pods().Save(pod), absl::StrCat("record pod ", pod.id, " stopped")));
+  // Created containers that never ran went with the monitor.
+  RefreshContainers(rt, pod);
+  return absl::OkStatus();
 }
 
 }  // namespace crius::cri

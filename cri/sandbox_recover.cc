@@ -54,6 +54,24 @@ absl::Status Runtime::RecoverPods() {
     }
     sandbox::ReleasePins(pod->dir);
   }
+  // Containers a crash left half made are rolled back.
+  CRIUS_ASSIGN_OR_RETURN(std::vector<std::shared_ptr<Container>> containers, containers_.Load());
+  for (const std::shared_ptr<Container>& c : containers) {
+    if (c->state != kContainerCreating) continue;
+    LOG_INFO("container %s: CreateContainer was interrupted: rolling it back", c->id);
+    std::shared_ptr<Pod> pod = pods_.Get(c->pod_id);
+    if (pod != nullptr && pod->state == kPodReady) {
+      crius::monitor::Request remove;
+      remove.mutable_remove()->set_id(c->id);
+      (void)sandbox::CallMonitor(pod->dir, remove);
+    }
+    if (!c->dir.empty()) {
+      size_t slash = c->dir.rfind('/');
+      UniqueFd parent(::open(c->dir.substr(0, slash).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (parent) (void)RemoveTreeAt(parent.get(), c->dir.substr(slash + 1));
+    }
+    CRIUS_RETURN_IF_ERROR(containers_.Delete(c->id));
+  }
   // Directories no record speaks of are leftovers of a crash.
   std::string root = absl::StrCat(config_.state, "/pods");
   if (DIR* d = ::opendir(root.c_str())) {

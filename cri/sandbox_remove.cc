@@ -10,6 +10,8 @@
 
 namespace crius::cri {
 
+absl::Status RemoveContainerFully(Runtime& rt, Pod* pod, Container& c);
+
 absl::Status SandboxRemove(Runtime& rt, const v1::RemovePodSandboxRequest& req,
                            v1::RemovePodSandboxResponse*) {
   if (req.pod_sandbox_id().empty()) {
@@ -21,6 +23,10 @@ absl::Status SandboxRemove(Runtime& rt, const v1::RemovePodSandboxRequest& req,
   // A running pod is stopped first, as containerd does.
   CRIUS_RETURN_IF_ERROR(StopPod(rt, *pod));
   CRIUS_FAILPOINT("sandbox_remove.after_stop");
+  for (const std::shared_ptr<Container>& c : rt.containers().OfPod(pod->id)) {
+    std::lock_guard<std::mutex> clock(c->op);
+    CRIUS_RETURN_IF_ERROR(RemoveContainerFully(rt, pod.get(), *c));
+  }
   size_t slash = pod->dir.rfind('/');
   UniqueFd parent(::open(pod->dir.substr(0, slash).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (parent) {

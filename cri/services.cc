@@ -41,18 +41,29 @@ grpc::Status RuntimeServiceImpl::StreamPodSandboxes(
                            [&](const v1::StreamPodSandboxesResponse& r) { return writer->Write(r); });
   });
 }
-NOT_YET(RuntimeServiceImpl, CreateContainer, CreateContainerRequest, CreateContainerResponse)
-NOT_YET(RuntimeServiceImpl, StartContainer, StartContainerRequest, StartContainerResponse)
-NOT_YET(RuntimeServiceImpl, StopContainer, StopContainerRequest, StopContainerResponse)
-NOT_YET(RuntimeServiceImpl, RemoveContainer, RemoveContainerRequest, RemoveContainerResponse)
-NOT_YET(RuntimeServiceImpl, ListContainers, ListContainersRequest, ListContainersResponse)
-NOT_YET_STREAM(RuntimeServiceImpl, StreamContainers, StreamContainersRequest,
-               StreamContainersResponse)
-NOT_YET(RuntimeServiceImpl, ContainerStatus, ContainerStatusRequest, ContainerStatusResponse)
+ROUTE(RuntimeServiceImpl, CreateContainer, CreateContainerRequest, CreateContainerResponse,
+      ContainerCreate)
+ROUTE(RuntimeServiceImpl, StartContainer, StartContainerRequest, StartContainerResponse,
+      ContainerStart)
+ROUTE(RuntimeServiceImpl, StopContainer, StopContainerRequest, StopContainerResponse, ContainerStop)
+ROUTE(RuntimeServiceImpl, RemoveContainer, RemoveContainerRequest, RemoveContainerResponse,
+      ContainerRemove)
+ROUTE(RuntimeServiceImpl, ListContainers, ListContainersRequest, ListContainersResponse,
+      ContainerList)
+grpc::Status RuntimeServiceImpl::StreamContainers(
+    grpc::ServerContext*, const v1::StreamContainersRequest* req,
+    grpc::ServerWriter<v1::StreamContainersResponse>* writer) {
+  return Serve("StreamContainers", *req, [&] {
+    return ContainersStream(rt_, *req,
+                            [&](const v1::StreamContainersResponse& r) { return writer->Write(r); });
+  });
+}
+ROUTE(RuntimeServiceImpl, ContainerStatus, ContainerStatusRequest, ContainerStatusResponse,
+      ContainerStatusGet)
 NOT_YET(RuntimeServiceImpl, UpdateContainerResources, UpdateContainerResourcesRequest,
         UpdateContainerResourcesResponse)
-NOT_YET(RuntimeServiceImpl, ReopenContainerLog, ReopenContainerLogRequest,
-        ReopenContainerLogResponse)
+ROUTE(RuntimeServiceImpl, ReopenContainerLog, ReopenContainerLogRequest,
+      ReopenContainerLogResponse, ContainerReopenLog)
 NOT_YET(RuntimeServiceImpl, ExecSync, ExecSyncRequest, ExecSyncResponse)
 NOT_YET(RuntimeServiceImpl, Exec, ExecRequest, ExecResponse)
 NOT_YET(RuntimeServiceImpl, Attach, AttachRequest, AttachResponse)

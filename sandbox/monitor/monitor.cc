@@ -184,6 +184,7 @@ crius::monitor::PodState Monitor::State() const {
   state.set_monitor_pid(::getpid());
   state.set_pod_init_pid(pod_init_);
   for (const auto& [kind, path] : pins_) (*state.mutable_namespaces())[kind] = path;
+  for (const auto& [id, c] : containers_) *state.add_containers() = c->state;
   return state;
 }
 
@@ -195,6 +196,7 @@ void Monitor::Handle(int conn) {
     return;
   }
   crius::monitor::Response resp;
+  absl::Status st;
   switch (req.kind_case()) {
     case crius::monitor::Request::kHello:
       *resp.mutable_pod() = State();
@@ -204,14 +206,40 @@ void Monitor::Handle(int conn) {
       Teardown();
       *resp.mutable_pod() = State();
       break;
+    case crius::monitor::Request::kCreate:
+      st = Create(req.create().spec(), resp.mutable_container());
+      break;
+    case crius::monitor::Request::kStart:
+      st = Start(req.start().id(), resp.mutable_container());
+      break;
+    case crius::monitor::Request::kSignal:
+      st = Signal(req.signal().id(), req.signal().signal(), resp.mutable_container());
+      break;
+    case crius::monitor::Request::kRemove:
+      st = Remove(req.remove().id());
+      break;
+    case crius::monitor::Request::kReopenLog:
+      st = ReopenLog(req.reopen_log().id(), resp.mutable_container());
+      break;
     default:
       resp.set_code(static_cast<int>(absl::StatusCode::kUnimplemented));
       resp.set_error("request not understood by this crius-monitor");
+  }
+  if (!st.ok()) {
+    resp.set_code(static_cast<int>(st.code()));
+    resp.set_error(std::string(st.message()));
   }
   (void)sandbox::SendMessage(conn, resp);
 }
 
 void Monitor::Teardown() {
+  for (auto& [id, c] : containers_) {
+    if (c->pid > 0) {
+      ::kill(c->pid, SIGKILL);
+      int status = 0;
+      if (::waitpid(c->pid, &status, 0) == c->pid) Reaped(c->pid, status);
+    }
+  }
   if (pod_init_ > 0) {
     ::kill(pod_init_, SIGKILL);
     ::waitpid(pod_init_, nullptr, 0);
@@ -257,12 +285,15 @@ int Monitor::Run() {
                 LOG_ERROR("pod %s: pod init (pid %d) died", options_.pod_id, pid);
                 pod_init_ = 0;
               }
+              Reaped(pid, status);
             }
           } else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
             LOG_INFO("pod %s: signal %d: stopping", options_.pod_id, si.ssi_signo);
             stopping_ = true;
           }
         }
+      } else if (log_fds_.count(fd)) {
+        ReadLogs(fd);
       } else {
         Handle(fd);
       }

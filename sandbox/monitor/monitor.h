@@ -7,12 +7,14 @@
 #include <sys/types.h>
 
 #include <map>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/unique_fd.h"
 #include "monitor.pb.h"
+#include "sandbox/monitor/cri_log.h"
 
 namespace crius::monitor {
 
@@ -29,6 +31,17 @@ struct Options {
 
 absl::StatusOr<Options> ParseArgs(int argc, char** argv);
 
+// One container of the pod, from CreateContainer to RemoveContainer.
+struct Container {
+  ContainerSpec spec;
+  ContainerState state;
+  pid_t pid = 0;
+  UniqueFd sync;   // child -> monitor: "R", "E<message>", EOF on exec
+  UniqueFd start;  // monitor -> child: one byte releases it
+  UniqueFd out[2];  // stdout, stderr (read ends), open until the writers close
+  CriLog log;
+};
+
 class Monitor {
  public:
   explicit Monitor(Options options) : options_(std::move(options)) {}
@@ -40,6 +53,15 @@ class Monitor {
 
  private:
   absl::Status Pin(const std::string& kind, pid_t pid);
+  absl::Status Create(const ContainerSpec& spec, ContainerState* state);
+  absl::Status Start(const std::string& id, ContainerState* state);
+  absl::Status Signal(const std::string& id, int sig, ContainerState* state);
+  absl::Status Remove(const std::string& id);
+  absl::Status ReopenLog(const std::string& id, ContainerState* state);
+  void Reaped(pid_t pid, int status);
+  void ReadLogs(int fd);
+  void RecordExit(Container& c);
+  Container* Find(const std::string& id);
   absl::Status StartPodInit();
   void Handle(int conn);
   void Teardown();
@@ -52,6 +74,8 @@ class Monitor {
   UniqueFd signals_;
   UniqueFd epoll_;
   bool stopping_ = false;
+  std::map<std::string, std::unique_ptr<Container>> containers_;
+  std::map<int, std::pair<Container*, int>> log_fds_;  // fd -> container, stream
 };
 
 }  // namespace crius::monitor

@@ -145,7 +145,9 @@ def test_bad_pod_cidr_is_invalid_argument_naming_the_field(daemon, bad):
 IMPLEMENTED = {"Version", "Status", "RuntimeConfig", "UpdateRuntimeConfig", "ListImages",
                "StreamImages", "ImageStatus", "PullImage", "RemoveImage", "ImageFsInfo",
                "RunPodSandbox", "StopPodSandbox", "RemovePodSandbox", "PodSandboxStatus",
-               "ListPodSandbox", "StreamPodSandboxes"}
+               "ListPodSandbox", "StreamPodSandboxes", "CreateContainer", "StartContainer",
+               "StopContainer", "RemoveContainer", "ContainerStatus", "ListContainers",
+               "StreamContainers", "ReopenContainerLog"}
 
 
 def all_rpcs(pb):
@@ -182,8 +184,8 @@ def test_every_other_rpc_answers_unimplemented_with_its_name(daemon):
 
 def test_failed_rpcs_are_logged_with_method_and_ids(daemon):
     with pytest.raises(grpc.RpcError):
-        daemon.runtime.StopContainer(daemon.pb.StopContainerRequest(container_id="c0ffee"))
-    assert "rpc StopContainer failed" in daemon.log
+        daemon.runtime.ContainerStatus(daemon.pb.ContainerStatusRequest(container_id="c0ffee"))
+    assert "rpc ContainerStatus failed" in daemon.log
     assert "container_id=c0ffee" in daemon.log
 
 

@@ -310,6 +310,15 @@ def test_registry_nobody_listens_on_is_unavailable(images):
     assert list_images(images) == [] and stored(images) == ([], [])
 
 
+def test_unknown_registry_host_is_unavailable_naming_it(images):
+    ref = "registry.crius-test.invalid/busybox:latest"  # .invalid never resolves
+    with pytest.raises(grpc.RpcError) as e:
+        pull(images, ref)
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert ref in e.value.details() and "resolve host" in e.value.details()
+    assert list_images(images) == []
+
+
 def test_index_without_linux_amd64_names_what_it_offers(images, registry):
     arm = harness.busybox_image(cmd=["arm"], architecture="arm64")
     pushed = harness.push(registry, harness.Index([arm]), "arm-only")

@@ -135,7 +135,8 @@ TEST_P(Tender, WritingToCodeFaults) {
   TenderResult r = Run({"--mem=32", guest("fault"), "text"});
   if (flavour() == "hvt") {
     EXPECT_EQ(r.status, kFault) << Describe(r);
-    EXPECT_NE(r.err.find("guest fault: write to read-only guest memory at 0x10"),
+    EXPECT_NE(r.err.find("guest fault: host/guest translation fault: write to read-only "
+                         "guest memory at 0x10"),
               std::string::npos)
         << Describe(r);
   } else {

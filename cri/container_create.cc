@@ -1,0 +1,223 @@
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <set>
+
+#include "absl/strings/str_split.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/failpoint.h"
+#include "common/files.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "common/undo.h"
+#include "cri/container_ops.h"
+#include "cri/handlers.h"
+#include "cri/sandbox_ops.h"
+#include "sandbox/monitor_client.h"
+
+namespace crius::cri {
+namespace {
+
+absl::Status Invalid(absl::string_view field, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
+}
+
+int64_t NowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+bool CleanRelative(const std::string& p) {
+  if (p.empty() || p[0] == '/') return false;
+  for (absl::string_view part : absl::StrSplit(p, '/')) {
+    if (part == "..") return false;
+  }
+  return true;
+}
+
+// Kubernetes' rule: a command replaces the image's Entrypoint and Cmd;
+// args alone replace only Cmd.
+std::vector<std::string> Argv(const v1::ContainerConfig& c, const image::ImageConfig& img) {
+  std::vector<std::string> argv;
+  if (c.command_size() > 0) {
+    argv.assign(c.command().begin(), c.command().end());
+    argv.insert(argv.end(), c.args().begin(), c.args().end());
+    return argv;
+  }
+  argv = img.entrypoint;
+  if (c.args_size() > 0) {
+    argv.insert(argv.end(), c.args().begin(), c.args().end());
+  } else {
+    argv.insert(argv.end(), img.cmd.begin(), img.cmd.end());
+  }
+  return argv;
+}
+
+// The image's environment, then the container's: a later key wins.
+std::vector<std::string> Env(const v1::ContainerConfig& c, const image::ImageConfig& img) {
+  std::vector<std::string> env = img.env;
+  for (const v1::KeyValue& kv : c.envs()) {
+    std::string prefix = absl::StrCat(kv.key(), "=");
+    std::erase_if(env, [&](const std::string& e) { return absl::StartsWith(e, prefix); });
+    env.push_back(absl::StrCat(prefix, kv.value()));
+  }
+  return env;
+}
+
+std::string User(const v1::ContainerConfig& c, const image::ImageConfig& img) {
+  const auto& sc = c.linux().security_context();
+  std::string user;
+  if (sc.has_run_as_user()) {
+    user = absl::StrCat(sc.run_as_user().value());
+  } else if (!sc.run_as_username().empty()) {
+    user = sc.run_as_username();
+  } else {
+    return sc.has_run_as_group() ? absl::StrCat(img.user.empty() ? "0" : img.user.substr(0, img.user.find(':')),
+                                                ":", sc.run_as_group().value())
+                                 : img.user;
+  }
+  if (sc.has_run_as_group()) absl::StrAppend(&user, ":", sc.run_as_group().value());
+  return user;
+}
+
+}  // namespace
+
+absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
+                             v1::CreateContainerResponse* resp) {
+  if (req.pod_sandbox_id().empty()) return Invalid("pod_sandbox_id", "is empty");
+  if (!req.has_config()) return Invalid("config", "is missing");
+  const v1::ContainerConfig& config = req.config();
+  const std::string& name = config.metadata().name();
+  if (name.empty()) return Invalid("config.metadata.name", "is empty");
+  if (absl::StrContains(name, '/')) return Invalid("config.metadata.name", absl::StrCat("\"", name, "\" contains '/'"));
+  if (config.image().image().empty()) return Invalid("config.image.image", "is empty");
+
+  std::shared_ptr<Pod> pod = rt.pods().Find(req.pod_sandbox_id());
+  if (pod == nullptr) {
+    return absl::NotFoundError(absl::StrCat("pod sandbox ", req.pod_sandbox_id(), " not found"));
+  }
+  RefreshPod(rt, *pod);
+  if (pod->state != kPodReady) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("pod sandbox ", pod->id, " is not ready: containers cannot be created in it"));
+  }
+  CRIUS_ASSIGN_OR_RETURN(std::optional<image::ImageInfo> image, rt.images().Find(config.image().image()));
+  if (!image) {
+    return absl::NotFoundError(absl::StrCat("image \"", config.image().image(),
+                                            "\" is not present on this node: pull it first"));
+  }
+  std::string log_path;
+  if (!config.log_path().empty()) {
+    if (!CleanRelative(config.log_path())) {
+      return Invalid("config.log_path", absl::StrCat("\"", config.log_path(),
+                                                     "\" leads outside the pod's log directory"));
+    }
+    if (!pod->config.log_directory().empty()) {
+      log_path = absl::StrCat(pod->config.log_directory(), "/", config.log_path());
+    }
+  }
+  std::set<std::string> destinations;
+  for (int i = 0; i < config.mounts_size(); ++i) {
+    const v1::Mount& m = config.mounts(i);
+    std::string field = absl::StrCat("config.mounts[", i, "]");
+    if (m.container_path().empty() || m.container_path()[0] != '/') {
+      return Invalid(field, absl::StrCat("container_path \"", m.container_path(), "\" is not absolute"));
+    }
+    struct stat st;
+    if (m.host_path().empty() || ::stat(m.host_path().c_str(), &st) != 0) {
+      return Invalid(field, absl::StrCat("host_path \"", m.host_path(), "\" does not exist"));
+    }
+    destinations.insert(m.container_path());
+  }
+
+  const v1::PodSandboxMetadata& pm = pod->config.metadata();
+  auto c = std::make_shared<Container>();
+  c->id = NewId();
+  c->pod_id = pod->id;
+  c->reserved_name = absl::StrCat(name, "_", pm.name(), "_", pm.namespace_(), "_", pm.uid(), "_",
+                                  config.metadata().attempt());
+  c->config = config;
+  c->state = kContainerCreating;
+  c->created_at_ns = NowNs();
+  c->image_id = image->id;
+  c->image_ref = image->repo_digests.empty() ? image->id : image->repo_digests.front();
+  c->log_path = log_path;
+  c->dir = absl::StrCat(rt.config().root, "/containers/", c->id);
+  c->stop_signal = SignalNumber(image->config.stop_signal);
+  std::lock_guard<std::mutex> lock(c->op);
+  UndoStack undo;
+
+  CRIUS_RETURN_IF_ERROR(rt.containers().Reserve(c));
+  undo.Push("release the name", [&rt, id = c->id] { (void)rt.containers().Delete(id); });
+  CRIUS_FAILPOINT("container_create.after_reserve");
+
+  for (const char* sub : {"/upper", "/work", "/rootfs", "/empty"}) {
+    absl::StatusOr<std::vector<std::string>> made = MakeDirs(c->dir + sub, 0700);
+    if (!made.ok()) return Annotate(made.status(), "create container directories");
+  }
+  undo.Push("remove container directories", [dir = c->dir] {
+    size_t slash = dir.rfind('/');
+    UniqueFd parent(::open(dir.substr(0, slash).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (parent) (void)RemoveTreeAt(parent.get(), dir.substr(slash + 1));
+  });
+  if (!log_path.empty()) {
+    absl::StatusOr<std::vector<std::string>> made = MakeDirs(log_path.substr(0, log_path.rfind('/')), 0755);
+    if (!made.ok()) return Annotate(made.status(), "create the container's log directory");
+  }
+
+  crius::monitor::Request req_create;
+  crius::monitor::ContainerSpec* spec = req_create.mutable_create()->mutable_spec();
+  spec->set_id(c->id);
+  for (const std::string& dir : rt.images().LayerDirs(*image)) spec->add_lower_dirs(dir);
+  if (spec->lower_dirs_size() == 0) spec->add_lower_dirs(c->dir + "/empty");  // an image of no layers
+  spec->set_upper_dir(c->dir + "/upper");
+  spec->set_work_dir(c->dir + "/work");
+  spec->set_rootfs(c->dir + "/rootfs");
+  for (const std::string& a : Argv(config, image->config)) spec->add_args(a);
+  if (spec->args_size() == 0) {
+    return Invalid("config.command", absl::StrCat("neither the container nor the image \"",
+                                                  config.image().image(), "\" names a command"));
+  }
+  for (const std::string& e : Env(config, image->config)) spec->add_env(e);
+  spec->set_cwd(!config.working_dir().empty() ? config.working_dir() : image->config.working_dir);
+  spec->set_user(User(config, image->config));
+  for (int64_t g : config.linux().security_context().supplemental_groups()) {
+    spec->add_additional_gids(static_cast<uint32_t>(g));
+  }
+  for (const char* file : {"hosts", "resolv.conf", "hostname"}) {
+    std::string dest = absl::StrCat("/etc/", file);
+    if (destinations.count(dest)) continue;
+    crius::monitor::Mount* m = spec->add_mounts();
+    m->set_source(absl::StrCat(pod->dir, "/", file));
+    m->set_destination(dest);
+  }
+  for (const v1::Mount& cm : config.mounts()) {
+    crius::monitor::Mount* m = spec->add_mounts();
+    m->set_source(cm.host_path());
+    m->set_destination(cm.container_path());
+    m->set_readonly(cm.readonly());
+  }
+  spec->set_log_path(log_path);
+  spec->set_new_pid_namespace(config.linux().security_context().namespace_options().pid() == v1::CONTAINER);
+  spec->set_readonly_rootfs(config.linux().security_context().readonly_rootfs());
+
+  absl::StatusOr<crius::monitor::Response> created = sandbox::CallMonitor(pod->dir, req_create, 60000);
+  if (!created.ok()) return Annotate(created.status(), absl::StrCat("create container ", name));
+  undo.Push("remove the container from the monitor", [pod, id = c->id] {
+    crius::monitor::Request remove;
+    remove.mutable_remove()->set_id(id);
+    (void)sandbox::CallMonitor(pod->dir, remove);
+  });
+  CRIUS_FAILPOINT("container_create.after_monitor");
+  c->state = kContainerCreated;
+  CRIUS_RETURN_IF_ERROR(Annotate(rt.containers().Save(*c), "record container created"));
+  undo.Commit();
+  resp->set_container_id(c->id);
+  return absl::OkStatus();
+}
+
+}  // namespace crius::cri

@@ -1,0 +1,181 @@
+#include "cri/container_ops.h"
+
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "common/failpoint.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "cri/sandbox_ops.h"
+#include "sandbox/monitor_client.h"
+
+namespace crius::cri {
+namespace {
+
+struct NamedSignal {
+  const char* name;
+  int number;
+};
+constexpr NamedSignal kSignals[] = {
+    {"ABRT", SIGABRT}, {"ALRM", SIGALRM}, {"BUS", SIGBUS},   {"CHLD", SIGCHLD}, {"CLD", SIGCHLD},
+    {"CONT", SIGCONT}, {"FPE", SIGFPE},   {"HUP", SIGHUP},   {"ILL", SIGILL},   {"INT", SIGINT},
+    {"IO", SIGIO},     {"IOT", SIGIOT},   {"KILL", SIGKILL}, {"PIPE", SIGPIPE}, {"POLL", SIGPOLL},
+    {"PROF", SIGPROF}, {"PWR", SIGPWR},   {"QUIT", SIGQUIT}, {"SEGV", SIGSEGV}, {"STKFLT", SIGSTKFLT},
+    {"STOP", SIGSTOP}, {"SYS", SIGSYS},   {"TERM", SIGTERM}, {"TRAP", SIGTRAP}, {"TSTP", SIGTSTP},
+    {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU}, {"URG", SIGURG},   {"USR1", SIGUSR1}, {"USR2", SIGUSR2},
+    {"VTALRM", SIGVTALRM}, {"WINCH", SIGWINCH}, {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ},
+};
+
+// Applies what the monitor says of a container; true when it changed.
+bool Apply(Container& c, const crius::monitor::ContainerState& s) {
+  if (s.phase() == crius::monitor::ContainerState::EXITED) {
+    if (c.state == kContainerExited) return false;
+    c.state = kContainerExited;
+    c.exit_code = s.exit_code();
+    c.finished_at_ns = s.finished_at_ns();
+    if (c.started_at_ns == 0) c.started_at_ns = s.started_at_ns();
+    c.reason = s.exit_code() == 0 ? "Completed" : "Error";
+    if (!s.message().empty()) c.message = s.message();
+    return true;
+  }
+  if (s.phase() == crius::monitor::ContainerState::RUNNING && c.state == kContainerCreated) {
+    c.state = kContainerRunning;
+    c.started_at_ns = s.started_at_ns();
+    return true;
+  }
+  return false;
+}
+
+int64_t NowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+}  // namespace
+
+int SignalNumber(const std::string& text) {
+  std::string name = absl::AsciiStrToUpper(text);
+  int number = 0;
+  if (absl::SimpleAtoi(name, &number)) return number > 0 && number < NSIG ? number : 0;
+  absl::string_view n = name;
+  absl::ConsumePrefix(&n, "SIG");
+  for (const NamedSignal& s : kSignals) {
+    if (n == s.name) return s.number;
+  }
+  return 0;
+}
+
+void RefreshContainers(Runtime& rt, Pod& pod) {
+  std::vector<std::shared_ptr<Container>> mine = rt.containers().OfPod(pod.id);
+  bool live = false;
+  for (const auto& c : mine) live = live || c->state == kContainerRunning || c->state == kContainerCreated;
+  if (!live) return;
+  RefreshPod(rt, pod);
+  crius::monitor::PodState state;
+  bool answered = false;
+  if (pod.state == kPodReady) {
+    crius::monitor::Request hello;
+    hello.mutable_hello();
+    absl::StatusOr<crius::monitor::Response> resp = sandbox::CallMonitor(pod.dir, hello);
+    if (resp.ok()) {
+      state = resp->pod();
+      answered = true;
+    }
+  }
+  for (const auto& c : mine) {
+    if (c->state != kContainerRunning && c->state != kContainerCreated) continue;
+    std::lock_guard<std::mutex> lock(c->op);
+    bool changed = false;
+    bool found = false;
+    for (const auto& s : state.containers()) {
+      if (s.id() == c->id) {
+        found = true;
+        changed = Apply(*c, s);
+      }
+    }
+    if (!found && !answered) {
+      // The monitor is gone: its exit record says how the container ended,
+      // if it ended before the monitor did.
+      crius::monitor::ContainerState recorded;
+      std::ifstream in(absl::StrCat(pod.dir, "/exits/", c->id));
+      std::stringstream buf;
+      buf << in.rdbuf();
+      if (in && recorded.ParseFromString(buf.str())) {
+        changed = Apply(*c, recorded);
+      } else {
+        c->state = kContainerExited;
+        c->exit_code = 137;
+        c->finished_at_ns = NowNs();
+        c->reason = "Error";
+        c->message = "the pod's monitor exited; the container was killed with it";
+        changed = true;
+      }
+    }
+    if (changed) {
+      if (absl::Status st = rt.containers().Save(*c); !st.ok()) {
+        LOG_ERROR("container %s: record state: %s", c->id, std::string(st.message()));
+      }
+    }
+  }
+}
+
+absl::Status StopContainerProcess(Runtime& rt, Pod& pod, Container& c, int64_t timeout_s) {
+  auto state_now = [&]() -> absl::StatusOr<crius::monitor::ContainerState> {
+    crius::monitor::Request req;
+    req.mutable_signal()->set_id(c.id);
+    req.mutable_signal()->set_signal(0);
+    CRIUS_ASSIGN_OR_RETURN(crius::monitor::Response resp, sandbox::CallMonitor(pod.dir, req));
+    return resp.container();
+  };
+  auto send = [&](int sig) -> absl::Status {
+    crius::monitor::Request req;
+    req.mutable_signal()->set_id(c.id);
+    req.mutable_signal()->set_signal(sig);
+    return sandbox::CallMonitor(pod.dir, req).status();
+  };
+  // Polls until the process is gone or the deadline passes.
+  auto wait = [&](int64_t deadline_ns) -> absl::StatusOr<bool> {
+    int64_t sleep_us = 200;
+    for (;;) {
+      CRIUS_ASSIGN_OR_RETURN(crius::monitor::ContainerState s, state_now());
+      if (s.phase() == crius::monitor::ContainerState::EXITED) {
+        Apply(c, s);
+        return true;
+      }
+      if (NowNs() >= deadline_ns) return false;
+      std::this_thread::sleep_for(std::chrono::microseconds(sleep_us));
+      sleep_us = std::min<int64_t>(sleep_us * 2, 20000);
+    }
+  };
+
+  int sig = c.config.stop_signal() != v1::RUNTIME_DEFAULT
+                ? SignalNumber(v1::Signal_Name(c.config.stop_signal()))
+                : c.stop_signal;
+  if (sig == 0) sig = SIGTERM;
+  if (timeout_s > 0 && sig != SIGKILL) {
+    CRIUS_RETURN_IF_ERROR(Annotate(send(sig), absl::StrCat("signal container ", c.id)));
+    CRIUS_ASSIGN_OR_RETURN(bool gone, wait(NowNs() + timeout_s * 1000000000));
+    if (gone) return rt.containers().Save(c);
+  }
+  CRIUS_FAILPOINT("container_stop.before_kill");
+  CRIUS_RETURN_IF_ERROR(Annotate(send(SIGKILL), absl::StrCat("kill container ", c.id)));
+  CRIUS_ASSIGN_OR_RETURN(bool gone, wait(NowNs() + int64_t{10} * 1000000000));
+  if (!gone) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("container ", c.id, " is still there 10 s after SIGKILL"));
+  }
+  return rt.containers().Save(c);
+}
+
+}  // namespace crius::cri

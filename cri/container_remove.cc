@@ -1,0 +1,48 @@
+#include <fcntl.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/failpoint.h"
+#include "common/files.h"
+#include "common/status.h"
+#include "common/unique_fd.h"
+#include "cri/container_ops.h"
+#include "cri/handlers.h"
+#include "cri/sandbox_ops.h"
+#include "sandbox/monitor_client.h"
+
+namespace crius::cri {
+
+absl::Status RemoveContainerFully(Runtime& rt, Pod* pod, Container& c) {
+  if (pod != nullptr && pod->state == kPodReady) {
+    if (c.state == kContainerRunning) CRIUS_RETURN_IF_ERROR(StopContainerProcess(rt, *pod, c, 0));
+    crius::monitor::Request remove;
+    remove.mutable_remove()->set_id(c.id);
+    absl::StatusOr<crius::monitor::Response> resp = sandbox::CallMonitor(pod->dir, remove);
+    if (!resp.ok() && resp.status().code() != absl::StatusCode::kUnavailable) {
+      return Annotate(resp.status(), absl::StrCat("remove container ", c.id, " from its monitor"));
+    }
+  }
+  CRIUS_FAILPOINT("container_remove.after_monitor");
+  if (!c.dir.empty()) {
+    size_t slash = c.dir.rfind('/');
+    UniqueFd parent(::open(c.dir.substr(0, slash).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (parent) {
+      CRIUS_RETURN_IF_ERROR(Annotate(RemoveTreeAt(parent.get(), c.dir.substr(slash + 1)),
+                                     absl::StrCat("remove container directory ", c.dir)));
+    }
+  }
+  return Annotate(rt.containers().Delete(c.id), absl::StrCat("remove container ", c.id));
+}
+
+absl::Status ContainerRemove(Runtime& rt, const v1::RemoveContainerRequest& req,
+                             v1::RemoveContainerResponse*) {
+  if (req.container_id().empty()) return absl::InvalidArgumentError("container_id: is empty");
+  std::shared_ptr<Container> c = rt.containers().Find(req.container_id());
+  if (c == nullptr) return absl::OkStatus();
+  std::shared_ptr<Pod> pod = rt.pods().Get(c->pod_id);
+  if (pod != nullptr) RefreshContainers(rt, *pod);
+  std::lock_guard<std::mutex> lock(c->op);
+  return RemoveContainerFully(rt, pod.get(), *c);
+}
+
+}  // namespace crius::cri

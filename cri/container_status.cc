@@ -1,0 +1,49 @@
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "cri/container_ops.h"
+#include "cri/handlers.h"
+
+namespace crius::cri {
+
+v1::ContainerState CriState(const Container& c) {
+  if (c.state == kContainerCreated || c.state == kContainerCreating) return v1::CONTAINER_CREATED;
+  if (c.state == kContainerRunning) return v1::CONTAINER_RUNNING;
+  if (c.state == kContainerExited) return v1::CONTAINER_EXITED;
+  return v1::CONTAINER_UNKNOWN;
+}
+
+absl::Status ContainerStatusGet(Runtime& rt, const v1::ContainerStatusRequest& req,
+                                v1::ContainerStatusResponse* resp) {
+  if (req.container_id().empty()) return absl::InvalidArgumentError("container_id: is empty");
+  std::shared_ptr<Container> c = rt.containers().Find(req.container_id());
+  if (c == nullptr) return absl::NotFoundError(absl::StrCat("container ", req.container_id(), " not found"));
+  if (std::shared_ptr<Pod> pod = rt.pods().Get(c->pod_id)) RefreshContainers(rt, *pod);
+  std::lock_guard<std::mutex> lock(c->op);
+  v1::ContainerStatus* s = resp->mutable_status();
+  s->set_id(c->id);
+  *s->mutable_metadata() = c->config.metadata();
+  s->set_state(CriState(*c));
+  s->set_created_at(c->created_at_ns);
+  s->set_started_at(c->started_at_ns);
+  s->set_finished_at(c->finished_at_ns);
+  s->set_exit_code(c->exit_code);
+  *s->mutable_image() = c->config.image();
+  s->set_image_ref(c->image_ref);
+  s->set_image_id(c->image_id);
+  s->set_reason(c->reason);
+  s->set_message(c->message);
+  *s->mutable_labels() = c->config.labels();
+  *s->mutable_annotations() = c->config.annotations();
+  *s->mutable_mounts() = c->config.mounts();
+  s->set_log_path(c->log_path);
+  s->set_stop_signal(c->config.stop_signal());
+  if (req.verbose()) {
+    nlohmann::json info = {{"podSandboxId", c->pod_id}, {"dir", c->dir}, {"state", c->state},
+                           {"reservedName", c->reserved_name}};
+    (*resp->mutable_info())["info"] = info.dump();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace crius::cri

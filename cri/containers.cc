@@ -1,0 +1,118 @@
+#include "cri/containers.h"
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/status.h"
+
+namespace crius::cri {
+
+store::ContainerRecord Container::ToRecord() const {
+  store::ContainerRecord r;
+  r.id = id;
+  r.pod_id = pod_id;
+  r.name = reserved_name;
+  r.state = state;
+  r.created_at_ns = created_at_ns;
+  r.started_at_ns = started_at_ns;
+  r.finished_at_ns = finished_at_ns;
+  r.exit_code = exit_code;
+  r.reason = reason;
+  r.message = message;
+  r.image_ref = image_ref;
+  r.config = config.SerializeAsString();
+  r.extra = nlohmann::json{{"imageId", image_id}, {"logPath", log_path}, {"dir", dir},
+                           {"stopSignal", stop_signal}}
+                .dump();
+  return r;
+}
+
+absl::StatusOr<std::vector<std::shared_ptr<Container>>> ContainerTable::Load() {
+  CRIUS_ASSIGN_OR_RETURN(std::vector<store::ContainerRecord> records, db_.ListContainers());
+  std::vector<std::shared_ptr<Container>> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const store::ContainerRecord& r : records) {
+    auto c = std::make_shared<Container>();
+    c->id = r.id;
+    c->pod_id = r.pod_id;
+    c->reserved_name = r.name;
+    c->state = r.state;
+    c->created_at_ns = r.created_at_ns;
+    c->started_at_ns = r.started_at_ns;
+    c->finished_at_ns = r.finished_at_ns;
+    c->exit_code = r.exit_code;
+    c->reason = r.reason;
+    c->message = r.message;
+    c->image_ref = r.image_ref;
+    if (!c->config.ParseFromString(r.config)) LOG_WARN("container %s: recorded config does not parse", r.id);
+    auto extra = nlohmann::json::parse(r.extra, nullptr, false);
+    if (extra.is_object()) {
+      c->image_id = extra.value("imageId", "");
+      c->log_path = extra.value("logPath", "");
+      c->dir = extra.value("dir", "");
+      c->stop_signal = extra.value("stopSignal", 0);
+    }
+    by_id_[c->id] = c;
+    by_name_[c->reserved_name] = c->id;
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::shared_ptr<Container> ContainerTable::Find(const std::string& id_or_prefix) const {
+  if (id_or_prefix.empty()) return nullptr;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = by_id_.find(id_or_prefix); it != by_id_.end()) return it->second;
+  std::shared_ptr<Container> match;
+  for (auto it = by_id_.lower_bound(id_or_prefix);
+       it != by_id_.end() && absl::StartsWith(it->first, id_or_prefix); ++it) {
+    if (match) return nullptr;
+    match = it->second;
+  }
+  return match;
+}
+
+std::vector<std::shared_ptr<Container>> ContainerTable::All() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::shared_ptr<Container>> out;
+  out.reserve(by_id_.size());
+  for (const auto& [id, c] : by_id_) out.push_back(c);
+  return out;
+}
+
+std::vector<std::shared_ptr<Container>> ContainerTable::OfPod(const std::string& pod_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::shared_ptr<Container>> out;
+  for (const auto& [id, c] : by_id_) {
+    if (c->pod_id == pod_id) out.push_back(c);
+  }
+  return out;
+}
+
+absl::Status ContainerTable::Reserve(const std::shared_ptr<Container>& c) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = by_name_.find(c->reserved_name); it != by_name_.end()) {
+    return absl::AlreadyExistsError(absl::StrCat("container name ", c->reserved_name,
+                                                 " is reserved for container ", it->second));
+  }
+  CRIUS_RETURN_IF_ERROR(db_.PutContainer(c->ToRecord()));
+  by_id_[c->id] = c;
+  by_name_[c->reserved_name] = c->id;
+  return absl::OkStatus();
+}
+
+absl::Status ContainerTable::Save(const Container& c) { return db_.PutContainer(c.ToRecord()); }
+
+absl::Status ContainerTable::Delete(const std::string& id) {
+  CRIUS_RETURN_IF_ERROR(db_.DeleteContainer(id));
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = by_id_.find(id); it != by_id_.end()) {
+    by_name_.erase(it->second->reserved_name);
+    by_id_.erase(it);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace crius::cri

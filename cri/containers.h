@@ -1,0 +1,67 @@
+// The containers criusd knows: like PodTable, an in-memory table over the
+// durable records. A container's live state comes from its pod's monitor.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "api.pb.h"
+#include "store/store.h"
+
+namespace crius::cri {
+
+namespace v1 = ::runtime::v1;
+
+inline constexpr char kContainerCreating[] = "creating";
+inline constexpr char kContainerCreated[] = "created";
+inline constexpr char kContainerRunning[] = "running";
+inline constexpr char kContainerExited[] = "exited";
+
+struct Container {
+  std::string id;
+  std::string pod_id;
+  std::string reserved_name;
+  v1::ContainerConfig config;
+  std::string state;
+  int64_t created_at_ns = 0;
+  int64_t started_at_ns = 0;
+  int64_t finished_at_ns = 0;
+  int32_t exit_code = 0;
+  std::string reason;
+  std::string message;
+  std::string image_id;    // config digest
+  std::string image_ref;   // a repo digest of the image, as kubelet shows it
+  std::string log_path;    // absolute, "" when the pod has no log directory
+  std::string dir;         // <root>/containers/<id>: upper, work, rootfs
+  int stop_signal = 0;     // from the image (0: SIGTERM)
+
+  std::mutex op;  // serialises the RPCs that change this container
+
+  store::ContainerRecord ToRecord() const;
+};
+
+class ContainerTable {
+ public:
+  explicit ContainerTable(store::Store& db) : db_(db) {}
+
+  absl::StatusOr<std::vector<std::shared_ptr<Container>>> Load();
+  std::shared_ptr<Container> Find(const std::string& id_or_prefix) const;
+  std::vector<std::shared_ptr<Container>> All() const;
+  std::vector<std::shared_ptr<Container>> OfPod(const std::string& pod_id) const;
+  absl::Status Reserve(const std::shared_ptr<Container>& c);
+  absl::Status Save(const Container& c);
+  absl::Status Delete(const std::string& id);
+
+ private:
+  store::Store& db_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Container>> by_id_;
+  std::map<std::string, std::string> by_name_;
+};
+
+}  // namespace crius::cri

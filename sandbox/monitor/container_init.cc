@@ -1,0 +1,340 @@
+#include "sandbox/monitor/container_init.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/openat2.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+namespace crius::monitor {
+namespace {
+
+// The step that failed, written to the monitor, then exit. 'E': the node's
+// side failed; 'I': the request or the image is at fault (no such
+// executable, user or working directory).
+[[noreturn]] void Fail(const InitPipes& p, const std::string& what, int err = 0, char kind = 'E') {
+  std::string msg = absl::StrCat(std::string(1, kind), what, err ? absl::StrCat(": ", strerror(err)) : "");
+  ssize_t ignored = ::write(p.sync_w, msg.data(), msg.size());
+  (void)ignored;
+  ::_exit(127);
+}
+
+// containerd's default capability set for containers that are not privileged.
+constexpr int kDefaultCaps[] = {CAP_CHOWN,  CAP_DAC_OVERRIDE, CAP_FSETID,           CAP_FOWNER,
+                                CAP_MKNOD,  CAP_NET_RAW,      CAP_SETGID,           CAP_SETUID,
+                                CAP_SETFCAP, CAP_SETPCAP,     CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT,
+                                CAP_KILL,   CAP_AUDIT_WRITE};
+
+bool IsDefaultCap(int cap) {
+  for (int c : kDefaultCaps) {
+    if (c == cap) return true;
+  }
+  return false;
+}
+
+int LastCap() {
+  std::ifstream in("/proc/sys/kernel/cap_last_cap");
+  int last = CAP_LAST_CAP;
+  in >> last;
+  return last;
+}
+
+// Opens `path` below the directory `root` as the container would see it
+// (symlinks resolve inside root), creating what is missing on the way: the
+// last component as a directory or an empty file.
+int OpenInRoot(int root, const std::string& path, bool dir, std::string* error) {
+  std::string walked;
+  std::vector<std::string> parts = absl::StrSplit(path, '/', absl::SkipEmpty());
+  for (size_t i = 0; i < parts.size(); ++i) {
+    bool last = i + 1 == parts.size();
+    std::string next = walked.empty() ? parts[i] : absl::StrCat(walked, "/", parts[i]);
+    struct open_how how = {};
+    how.flags = O_PATH | O_CLOEXEC;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    int fd = static_cast<int>(::syscall(SYS_openat2, root, next.c_str(), &how, sizeof how));
+    if (fd < 0 && errno == ENOENT) {
+      how.flags = O_PATH | O_CLOEXEC | O_DIRECTORY;
+      int parent = walked.empty()
+                       ? ::dup(root)
+                       : static_cast<int>(::syscall(SYS_openat2, root, walked.c_str(), &how, sizeof how));
+      if (parent < 0) {
+        *error = absl::StrCat("open ", walked, ": ", strerror(errno));
+        return -1;
+      }
+      std::string proc = absl::StrCat("/proc/self/fd/", parent);
+      int made;
+      if (!last || dir) {
+        made = ::mkdirat(parent, parts[i].c_str(), 0755);
+      } else {
+        made = ::openat(parent, parts[i].c_str(), O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (made >= 0) ::close(made), made = 0;
+      }
+      ::close(parent);
+      if (made != 0 && errno != EEXIST) {
+        *error = absl::StrCat("create ", next, ": ", strerror(errno));
+        return -1;
+      }
+      how.flags = O_PATH | O_CLOEXEC;
+      fd = static_cast<int>(::syscall(SYS_openat2, root, next.c_str(), &how, sizeof how));
+    }
+    if (fd < 0) {
+      *error = absl::StrCat("open ", next, ": ", strerror(errno));
+      return -1;
+    }
+    if (last) return fd;
+    ::close(fd);
+    walked = next;
+  }
+  return ::dup(root);
+}
+
+// Binds `source` onto `dest` inside the root (opened as `root`).
+void Bind(const InitPipes& p, int root, const std::string& source, const std::string& dest,
+          bool readonly, bool recursive = true) {
+  struct stat st;
+  if (::stat(source.c_str(), &st) != 0) Fail(p, absl::StrCat("mount source ", source), errno);
+  std::string error;
+  int target = OpenInRoot(root, dest, S_ISDIR(st.st_mode), &error);
+  if (target < 0) Fail(p, absl::StrCat("mount destination ", dest, ": ", error));
+  std::string proc = absl::StrCat("/proc/self/fd/", target);
+  unsigned long flags = MS_BIND | (recursive ? MS_REC : 0);
+  if (::mount(source.c_str(), proc.c_str(), nullptr, flags, nullptr) != 0) {
+    Fail(p, absl::StrCat("bind ", source, " to ", dest), errno);
+  }
+  ::close(target);
+  if (readonly) {
+    target = OpenInRoot(root, dest, S_ISDIR(st.st_mode), &error);
+    proc = absl::StrCat("/proc/self/fd/", target);
+    if (target < 0 ||
+        ::mount(nullptr, proc.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0) {
+      Fail(p, absl::StrCat("make ", dest, " read-only"), errno);
+    }
+    ::close(target);
+  }
+}
+
+void MountIn(const InitPipes& p, int root, const char* type, const std::string& dest,
+             unsigned long flags, const char* data) {
+  std::string error;
+  int target = OpenInRoot(root, dest, true, &error);
+  if (target < 0) Fail(p, absl::StrCat("mount ", type, " on ", dest, ": ", error));
+  std::string proc = absl::StrCat("/proc/self/fd/", target);
+  if (::mount(type, proc.c_str(), type, flags, data) != 0) {
+    Fail(p, absl::StrCat("mount ", type, " on ", dest), errno);
+  }
+  ::close(target);
+}
+
+struct Ids {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::string home = "/";
+};
+
+// "uid[:gid]" or "name[:group]" against the container's own /etc/passwd and
+// /etc/group (read after pivot_root).
+bool ResolveUser(const std::string& spec, Ids* ids, std::string* error) {
+  if (spec.empty()) return true;
+  std::pair<std::string, std::string> ug = absl::StrSplit(spec, absl::MaxSplits(':', 1));
+  bool uid_numeric = absl::SimpleAtoi(ug.first, &ids->uid);
+  bool user_found = uid_numeric;
+  std::ifstream passwd("/etc/passwd");
+  for (std::string line; std::getline(passwd, line);) {
+    std::vector<std::string> f = absl::StrSplit(line, ':');
+    if (f.size() < 7) continue;
+    uid_t uid;
+    if (!absl::SimpleAtoi(f[2], &uid)) continue;
+    if ((uid_numeric && uid == ids->uid) || (!uid_numeric && f[0] == ug.first)) {
+      ids->uid = uid;
+      absl::SimpleAtoi(f[3], &ids->gid);
+      ids->home = f[5];
+      user_found = true;
+      break;
+    }
+  }
+  if (!user_found) {
+    *error = absl::StrCat("user \"", ug.first, "\" is not in the image's /etc/passwd");
+    return false;
+  }
+  if (!ug.second.empty() && !absl::SimpleAtoi(ug.second, &ids->gid)) {
+    std::ifstream group("/etc/group");
+    bool found = false;
+    for (std::string line; std::getline(group, line);) {
+      std::vector<std::string> f = absl::StrSplit(line, ':');
+      if (f.size() >= 3 && f[0] == ug.second && absl::SimpleAtoi(f[2], &ids->gid)) {
+        found = true;
+        break;
+      }
+    }
+    if (!found) {
+      *error = absl::StrCat("group \"", ug.second, "\" is not in the image's /etc/group");
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string EnvValue(const google::protobuf::RepeatedPtrField<std::string>& env, const std::string& key) {
+  for (const std::string& e : env) {
+    if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=') {
+      return e.substr(key.size() + 1);
+    }
+  }
+  return "";
+}
+
+// The executable as execve needs it: a path, or the first match in PATH.
+bool FindExecutable(const std::string& name, const std::string& path_env, std::string* found) {
+  if (name.find('/') != std::string::npos) {
+    *found = name;
+    return ::access(name.c_str(), X_OK) == 0;
+  }
+  std::string path = path_env.empty() ? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+                                      : path_env;
+  for (absl::string_view dir : absl::StrSplit(path, ':', absl::SkipEmpty())) {
+    std::string candidate = absl::StrCat(dir, "/", name);
+    struct stat st;
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0) {
+      *found = candidate;
+      return true;
+    }
+  }
+  errno = ENOENT;
+  return false;
+}
+
+void DropCapabilities(const InitPipes& p, bool root) {
+  int last = LastCap();
+  for (int cap = 0; cap <= last; ++cap) {
+    if (!IsDefaultCap(cap) && ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
+      Fail(p, absl::StrCat("drop capability ", cap, " from the bounding set"), errno);
+    }
+  }
+  ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  if (!root) return;  // setuid to a non-root user already cleared them
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2] = {};
+  for (int cap : kDefaultCaps) {
+    data[cap / 32].effective |= 1u << (cap % 32);
+    data[cap / 32].permitted |= 1u << (cap % 32);
+  }
+  if (::syscall(SYS_capset, &header, data) != 0) Fail(p, "set capabilities", errno);
+}
+
+}  // namespace
+
+void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
+  // A process parked here must not outlive its monitor.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  ::setsid();
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
+
+  int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null < 0 || ::dup2(null, 0) < 0 || ::dup2(p.stdout_w, 1) < 0 || ::dup2(p.stderr_w, 2) < 0) {
+    Fail(p, "set up stdio", errno);
+  }
+
+  // Our mounts stay ours; the node's still reach us.
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
+    Fail(p, "make / a slave mount", errno);
+  }
+  std::string lower = absl::StrJoin(spec.lower_dirs(), ":");
+  std::string options = absl::StrCat("lowerdir=", lower, ",upperdir=", spec.upper_dir(),
+                                     ",workdir=", spec.work_dir());
+  if (::mount("overlay", spec.rootfs().c_str(), "overlay", 0, options.c_str()) != 0) {
+    Fail(p, absl::StrCat("mount the root filesystem (overlay) on ", spec.rootfs()), errno);
+  }
+  int root = ::open(spec.rootfs().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) Fail(p, absl::StrCat("open ", spec.rootfs()), errno);
+
+  MountIn(p, root, "proc", "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
+  MountIn(p, root, "tmpfs", "/dev", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k");
+  for (const char* dev : {"null", "zero", "full", "random", "urandom", "tty"}) {
+    Bind(p, root, absl::StrCat("/dev/", dev), absl::StrCat("/dev/", dev), false, false);
+  }
+  MountIn(p, root, "devpts", "/dev/pts", MS_NOSUID | MS_NOEXEC,
+          "newinstance,ptmxmode=0666,mode=0620,gid=5");
+  MountIn(p, root, "tmpfs", "/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
+  MountIn(p, root, "mqueue", "/dev/mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
+  MountIn(p, root, "sysfs", "/sys", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, nullptr);
+  for (const Mount& m : spec.mounts()) Bind(p, root, m.source(), m.destination(), m.readonly());
+
+  if (::fchdir(root) != 0) Fail(p, "enter the root filesystem", errno);
+  for (const auto& [link, target] : {std::pair{"dev/fd", "/proc/self/fd"}, {"dev/stdin", "/proc/self/fd/0"},
+                                     {"dev/stdout", "/proc/self/fd/1"}, {"dev/stderr", "/proc/self/fd/2"},
+                                     {"dev/ptmx", "pts/ptmx"}}) {
+    if (::symlink(target, link) != 0 && errno != EEXIST) Fail(p, absl::StrCat("symlink /", link), errno);
+  }
+  if (spec.readonly_rootfs() &&
+      ::mount(nullptr, ".", nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0) {
+    Fail(p, "make the root filesystem read-only", errno);
+  }
+  if (::syscall(SYS_pivot_root, ".", ".") != 0) Fail(p, "pivot_root", errno);
+  if (::umount2(".", MNT_DETACH) != 0) Fail(p, "detach the old root", errno);
+  if (::chdir("/") != 0) Fail(p, "chdir /", errno);
+  ::close(root);
+
+  Ids ids;
+  std::string error;
+  if (!ResolveUser(spec.user(), &ids, &error)) Fail(p, error, 0, 'I');
+  std::string exe;
+  if (spec.args_size() == 0) {
+    Fail(p, "no command: neither the image nor the container names one", 0, 'I');
+  }
+  if (!FindExecutable(spec.args(0), EnvValue(spec.env(), "PATH"), &exe)) {
+    Fail(p, absl::StrCat("executable \"", spec.args(0), "\" not found in the container"), errno, 'I');
+  }
+  const std::string cwd = spec.cwd().empty() ? std::string("/") : spec.cwd();
+  if (::chdir(cwd.c_str()) != 0) {
+    Fail(p, absl::StrCat("working directory \"", cwd, "\""), errno, 'I');
+  }
+
+  std::vector<gid_t> groups(spec.additional_gids().begin(), spec.additional_gids().end());
+  if (::setgroups(groups.size(), groups.data()) != 0) Fail(p, "setgroups", errno);
+  DropCapabilities(p, false);
+  if (::setresgid(ids.gid, ids.gid, ids.gid) != 0) Fail(p, absl::StrCat("setgid ", ids.gid), errno);
+  if (::setresuid(ids.uid, ids.uid, ids.uid) != 0) Fail(p, absl::StrCat("setuid ", ids.uid), errno);
+  if (ids.uid == 0) DropCapabilities(p, true);
+
+  std::vector<std::string> env(spec.env().begin(), spec.env().end());
+  if (EnvValue(spec.env(), "HOME").empty()) env.push_back(absl::StrCat("HOME=", ids.home));
+  std::vector<char*> envp, argv;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args(spec.args().begin(), spec.args().end());
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  // Parked: the monitor answers CreateContainer now, and StartContainer
+  // releases us.
+  if (::write(p.sync_w, "R", 1) != 1) ::_exit(127);
+  char go;
+  if (::read(p.start_r, &go, 1) != 1) ::_exit(0);
+  ::close(p.start_r);
+  ::execve(exe.c_str(), argv.data(), envp.data());
+  Fail(p, absl::StrCat("exec ", exe), errno, 'I');
+}
+
+}  // namespace crius::monitor

@@ -1,0 +1,251 @@
+// The monitor's containers: create (clone, parked before execve), start,
+// signal, reap, log, remove.
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/files.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "sandbox/monitor/container_init.h"
+#include "sandbox/monitor/monitor.h"
+
+namespace crius::monitor {
+namespace {
+
+constexpr int kSyncTimeoutMs = 60000;
+
+int64_t NowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+// Reads the child's report: "R" (parked), "E..."/"I..." (failed), or EOF
+// (it exec'd: the pipe is close-on-exec). Returns the text read.
+absl::StatusOr<std::string> ReadSync(int fd) {
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    struct pollfd p = {fd, POLLIN, 0};
+    int r = ::poll(&p, 1, kSyncTimeoutMs);
+    if (r < 0 && errno == EINTR) continue;
+    if (r == 0) return absl::DeadlineExceededError("the container process did not report in 60 s");
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return text;
+    text.append(buf, static_cast<size_t>(n));
+    if (text == "R") return text;
+  }
+}
+
+absl::Status FromChild(const std::string& report) {
+  if (report.empty()) return absl::InternalError("the container process exited during set-up");
+  absl::StatusCode code =
+      report[0] == 'I' ? absl::StatusCode::kInvalidArgument : absl::StatusCode::kInternal;
+  return absl::Status(code, report.substr(1));
+}
+
+}  // namespace
+
+Container* Monitor::Find(const std::string& id) {
+  auto it = containers_.find(id);
+  return it == containers_.end() ? nullptr : it->second.get();
+}
+
+absl::Status Monitor::Create(const ContainerSpec& spec, ContainerState* state) {
+  if (Find(spec.id()) != nullptr) {
+    return absl::AlreadyExistsError(absl::StrCat("container ", spec.id(), " exists in this pod"));
+  }
+  auto c = std::make_unique<Container>();
+  c->spec = spec;
+  c->state.set_id(spec.id());
+  c->state.set_phase(ContainerState::CREATED);
+  CRIUS_RETURN_IF_ERROR(c->log.Open(spec.log_path()));
+
+  int sync[2], start[2], out[2], err[2];
+  if (::pipe2(sync, O_CLOEXEC) != 0 || ::pipe2(start, O_CLOEXEC) != 0 ||
+      ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
+    return ErrnoError(errno, "pipe");
+  }
+  unsigned long flags = CLONE_NEWNS | (spec.new_pid_namespace() ? CLONE_NEWPID : 0) | SIGCHLD;
+  // With a pod-wide pid namespace our children are born in it, and a new pid
+  // namespace cannot be made from there: for a container that wants its
+  // own, new children go back to our namespace for this one clone.
+  UniqueFd pod_pid_ns;
+  if (spec.new_pid_namespace() && pod_init_ > 0) {
+    pod_pid_ns.reset(::open("/proc/self/ns/pid_for_children", O_RDONLY | O_CLOEXEC));
+    UniqueFd own(::open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC));
+    if (!pod_pid_ns || !own || ::setns(own.get(), CLONE_NEWPID) != 0) {
+      return ErrnoError(errno, "leave the pod's pid namespace for a container's own");
+    }
+  }
+  pid_t pid = static_cast<pid_t>(::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, nullptr));
+  if (pid != 0 && pod_pid_ns && ::setns(pod_pid_ns.get(), CLONE_NEWPID) != 0) {
+    LOG_ERROR("return to the pod's pid namespace: %s", strerror(errno));
+  }
+  if (pid == 0) {
+    ::close(sync[0]);
+    ::close(start[1]);
+    ::close(out[0]);
+    ::close(err[0]);
+    ContainerInit(spec, InitPipes{sync[1], start[0], out[1], err[1]});
+  }
+  int clone_errno = errno;
+  ::close(sync[1]);
+  ::close(start[0]);
+  ::close(out[1]);
+  ::close(err[1]);
+  c->sync.reset(sync[0]);
+  c->start.reset(start[1]);
+  c->out[0].reset(out[0]);
+  c->out[1].reset(err[0]);
+  if (pid < 0) return ErrnoError(clone_errno, "clone the container process");
+  c->pid = pid;
+
+  absl::StatusOr<std::string> report = ReadSync(c->sync.get());
+  if (!report.ok() || *report != "R") {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    return report.ok() ? FromChild(*report) : report.status();
+  }
+  for (int stream = 0; stream < 2; ++stream) {
+    int fd = c->out[stream].get();
+    ::fcntl(fd, F_SETFL, O_NONBLOCK);
+    struct epoll_event ev = {};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev);
+    log_fds_[fd] = {c.get(), stream};
+  }
+  c->state.set_pid(pid);
+  *state = c->state;
+  containers_[spec.id()] = std::move(c);
+  return absl::OkStatus();
+}
+
+absl::Status Monitor::Start(const std::string& id, ContainerState* state) {
+  Container* c = Find(id);
+  if (c == nullptr) return absl::NotFoundError(absl::StrCat("container ", id, " is not in this pod"));
+  if (c->state.phase() != ContainerState::CREATED) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "container ", id, " is ", c->state.phase() == ContainerState::RUNNING ? "running" : "exited",
+        ", not created"));
+  }
+  if (::write(c->start.get(), "G", 1) != 1) {
+    return ErrnoError(errno, absl::StrCat("release container ", id));
+  }
+  c->start.reset();
+  c->state.set_started_at_ns(NowNs());
+  absl::StatusOr<std::string> report = ReadSync(c->sync.get());
+  c->sync.reset();
+  if (!report.ok() || !report->empty()) {
+    // The child exits after its report; the reaper records it.
+    absl::Status st = report.ok() ? FromChild(*report) : report.status();
+    c->state.set_message(std::string(st.message()));
+    ::kill(c->pid, SIGKILL);
+    return st;
+  }
+  if (c->state.phase() == ContainerState::CREATED) c->state.set_phase(ContainerState::RUNNING);
+  *state = c->state;
+  return absl::OkStatus();
+}
+
+absl::Status Monitor::Signal(const std::string& id, int sig, ContainerState* state) {
+  Container* c = Find(id);
+  if (c == nullptr) return absl::NotFoundError(absl::StrCat("container ", id, " is not in this pod"));
+  if (c->state.phase() != ContainerState::EXITED && c->pid > 0 && ::kill(c->pid, sig) != 0 &&
+      errno != ESRCH) {
+    return ErrnoError(errno, absl::StrCat("signal ", sig, " to container ", id));
+  }
+  *state = c->state;
+  return absl::OkStatus();
+}
+
+absl::Status Monitor::Remove(const std::string& id) {
+  Container* c = Find(id);
+  if (c == nullptr) return absl::OkStatus();
+  if (c->state.phase() == ContainerState::RUNNING) {
+    return absl::FailedPreconditionError(absl::StrCat("container ", id, " is running; stop it first"));
+  }
+  if (c->state.phase() == ContainerState::CREATED && c->pid > 0) {
+    // Parked, never started: it goes without ever running.
+    ::kill(c->pid, SIGKILL);
+    ::waitpid(c->pid, nullptr, 0);
+  }
+  for (auto& fd : c->out) {
+    if (fd) {
+      ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd.get(), nullptr);
+      log_fds_.erase(fd.get());
+    }
+  }
+  ::unlink(absl::StrCat(options_.dir, "/exits/", id).c_str());
+  containers_.erase(id);
+  return absl::OkStatus();
+}
+
+absl::Status Monitor::ReopenLog(const std::string& id, ContainerState* state) {
+  Container* c = Find(id);
+  if (c == nullptr) return absl::NotFoundError(absl::StrCat("container ", id, " is not in this pod"));
+  CRIUS_RETURN_IF_ERROR(c->log.Reopen());
+  *state = c->state;
+  return absl::OkStatus();
+}
+
+void Monitor::Reaped(pid_t pid, int status) {
+  for (auto& [id, c] : containers_) {
+    if (c->pid != pid) continue;
+    c->state.set_phase(ContainerState::EXITED);
+    c->state.set_finished_at_ns(NowNs());
+    c->state.set_exit_code(WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status));
+    c->state.set_pid(0);
+    c->pid = 0;
+    RecordExit(*c);
+    return;
+  }
+}
+
+void Monitor::RecordExit(Container& c) {
+  // Durable before criusd can ask: a monitor that dies later still leaves
+  // the exit code for criusd to find.
+  std::string dir = absl::StrCat(options_.dir, "/exits");
+  ::mkdir(dir.c_str(), 0700);
+  std::string text = c.state.SerializeAsString();
+  if (absl::Status st = WriteFileAtomic(absl::StrCat(dir, "/", c.state.id()), text, 0600); !st.ok()) {
+    LOG_ERROR("record exit of %s: %s", c.state.id(), std::string(st.message()));
+  }
+}
+
+void Monitor::ReadLogs(int fd) {
+  auto it = log_fds_.find(fd);
+  if (it == log_fds_.end()) return;
+  auto [c, stream] = it->second;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) {
+      c->log.Write(stream == 1, absl::string_view(buf, static_cast<size_t>(n)));
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    // EOF: every writer (the container and what it left behind) is gone.
+    c->log.Flush(stream == 1);
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+    log_fds_.erase(it);
+    c->out[stream].reset();
+    return;
+  }
+}
+
+}  // namespace crius::monitor

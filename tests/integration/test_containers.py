@@ -1,0 +1,384 @@
+"""Containers as kubelet drives them: CreateContainer, StartContainer,
+StopContainer, RemoveContainer, ContainerStatus, ListContainers,
+StreamContainers, ReopenContainerLog; each container a process the pod's
+monitor started in its own mount namespace on an overlay of the image."""
+import os
+import re
+import signal
+import time
+
+import grpc
+import pytest
+
+import harness
+
+pytestmark = pytest.mark.usefixtures("leak_check")
+
+
+@pytest.fixture
+def d(make_daemon, registry):
+    d = make_daemon(config=f'[registry]\ninsecure = ["{registry.host}"]\n')
+    yield d
+    if not d.running:
+        d.failpoints = []
+        d.start()
+    remove_all(d)
+
+
+@pytest.fixture
+def pod(d, tmp, busybox):
+    pb = d.pb
+    d.image.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=busybox.ref)), timeout=60)
+    cfg = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name="p", namespace="ns", uid="u1"),
+                              hostname="podhost", log_directory=str(tmp / "logs"))
+    pod_id = d.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg), timeout=30).pod_sandbox_id
+    return pod_id, cfg
+
+
+def create(d, pod, image, name="c", **kw):
+    pb = d.pb
+    pod_id, pod_cfg = pod
+    cfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=image),
+                             log_path=f"{name}/0.log", **kw)
+    return d.runtime.CreateContainer(pb.CreateContainerRequest(
+        pod_sandbox_id=pod_id, config=cfg, sandbox_config=pod_cfg), timeout=60).container_id
+
+
+def start(d, cid):
+    d.runtime.StartContainer(d.pb.StartContainerRequest(container_id=cid), timeout=60)
+
+
+def status(d, cid):
+    return d.runtime.ContainerStatus(d.pb.ContainerStatusRequest(container_id=cid)).status
+
+
+def stop(d, cid, timeout=10):
+    d.runtime.StopContainer(d.pb.StopContainerRequest(container_id=cid, timeout=timeout), timeout=60)
+
+
+def remove(d, cid):
+    d.runtime.RemoveContainer(d.pb.RemoveContainerRequest(container_id=cid), timeout=60)
+
+
+def container_dirs(d):
+    path = d.root / "containers"
+    return os.listdir(path) if os.path.exists(path) else []
+
+
+def remove_all(d):
+    pb = d.pb
+    for c in d.runtime.ListContainers(pb.ListContainersRequest()).containers:
+        d.runtime.RemoveContainer(pb.RemoveContainerRequest(container_id=c.id), timeout=30)
+    for p in d.runtime.ListPodSandbox(pb.ListPodSandboxRequest()).items:
+        d.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=p.id), timeout=30)
+
+
+def wait_state(d, cid, state, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s = status(d, cid)
+        if s.state == state:
+            return s
+        time.sleep(0.05)
+    raise AssertionError(f"container {cid} did not reach {state}: {status(d, cid)}")
+
+
+def log_lines(path):
+    with open(path) as f:
+        return f.read().splitlines()
+
+
+CRI_LOG = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) (P|F) (.*)$")
+
+
+def test_a_container_runs_logs_and_exits_with_its_code(d, pod, busybox, tmp):
+    pb = d.pb
+    cid = create(d, pod, busybox.ref, command=["sh", "-c"],
+                 args=["echo out; echo err >&2; printf partial; exit 3"])
+    s = status(d, cid)
+    assert s.state == pb.CONTAINER_CREATED and s.created_at > 0 and s.started_at == 0
+    start(d, cid)
+    s = wait_state(d, cid, pb.CONTAINER_EXITED)
+    assert s.exit_code == 3 and s.reason == "Error"
+    assert s.started_at > 0 and s.finished_at >= s.started_at
+    assert s.image_ref.startswith(f"{busybox.host}/busybox@sha256:")
+    assert s.log_path == str(tmp / "logs/c/0.log")
+    lines = [CRI_LOG.match(l).groups() for l in log_lines(s.log_path)]
+    assert ("stdout", "F", "out") in lines and ("stderr", "F", "err") in lines
+    assert ("stdout", "F", "partial") in lines
+
+
+def test_completed_container_reason(d, pod, busybox):
+    pb = d.pb
+    cid = create(d, pod, busybox.ref, command=["true"])
+    start(d, cid)
+    s = wait_state(d, cid, pb.CONTAINER_EXITED)
+    assert s.exit_code == 0 and s.reason == "Completed"
+
+
+def test_the_container_sees_its_own_root_hostname_and_pid_1(d, pod, busybox, tmp):
+    pb = d.pb
+    ns = pb.NamespaceOption(pid=pb.CONTAINER)
+    cid = create(d, pod, busybox.ref, command=["sh", "-c"],
+                 args=["echo pid=$$; hostname; cat /etc/hostname; ls /; cat /etc/passwd | head -1"],
+                 linux=pb.LinuxContainerConfig(security_context=pb.LinuxContainerSecurityContext(
+                     namespace_options=ns)))
+    start(d, cid)
+    s = wait_state(d, cid, pb.CONTAINER_EXITED)
+    out = [CRI_LOG.match(l).group(3) for l in log_lines(s.log_path)]
+    assert "pid=1" in out
+    assert out.count("podhost") == 2
+    assert "busybox" not in out and "bin" in out and "proc" in out
+    assert "root:x:0:0:root:/root:/bin/sh" in out
+    assert s.exit_code == 0
+
+
+def test_image_entrypoint_cmd_env_and_workdir_combine_as_kubernetes_says(d, pod, registry):
+    pb = d.pb
+    image = harness.busybox_image(entrypoint=["/bin/sh", "-c"], cmd=["echo image-cmd $A $B; pwd"],
+                                  env=["PATH=/bin", "A=image", "B=image"], working_dir="/tmp")
+    pushed = harness.push(registry, image, "combine")
+    d.image.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=pushed.ref)), timeout=60)
+
+    def run(name, **kw):
+        cid = create(d, pod, pushed.ref, name=name, **kw)
+        start(d, cid)
+        s = wait_state(d, cid, pb.CONTAINER_EXITED)
+        return [CRI_LOG.match(l).group(3) for l in log_lines(s.log_path)]
+
+    assert run("defaults") == ["image-cmd image image", "/tmp"]
+    assert run("args", args=["echo args $A"]) == ["args image"]
+    assert run("command", command=["echo", "command"]) == ["command"]
+    assert run("env", envs=[pb.KeyValue(key="B", value=b"cri")]) == ["image-cmd image cri", "/tmp"]
+    assert run("workdir", working_dir="/etc") == ["image-cmd image image", "/etc"]
+
+
+def test_stop_sends_sigterm_then_the_process_exits_with_its_code(d, pod, busybox):
+    pb = d.pb
+    cid = create(d, pod, busybox.ref, command=["sh", "-c"],
+                 args=["trap 'exit 42' TERM; while true; do sleep 0.1; done"])
+    start(d, cid)
+    wait_state(d, cid, pb.CONTAINER_RUNNING)
+    t = time.monotonic()
+    stop(d, cid, timeout=10)
+    assert time.monotonic() - t < 5
+    s = status(d, cid)
+    assert s.state == pb.CONTAINER_EXITED and s.exit_code == 42
+
+
+def test_stop_kills_after_the_timeout(d, pod, busybox):
+    pb = d.pb
+    cid = create(d, pod, busybox.ref, command=["sh", "-c"],
+                 args=["trap '' TERM; while true; do sleep 0.1; done"])
+    start(d, cid)
+    wait_state(d, cid, pb.CONTAINER_RUNNING)
+    t = time.monotonic()
+    stop(d, cid, timeout=1)
+    assert 0.9 < time.monotonic() - t < 5
+    assert status(d, cid).exit_code == 137
+
+
+def test_stop_with_timeout_0_kills_at_once(d, pod, busybox):
+    pb = d.pb
+    cid = create(d, pod, busybox.ref, command=["sleep", "1000"])
+    start(d, cid)
+    stop(d, cid, timeout=0)
+    s = status(d, cid)
+    assert s.state == pb.CONTAINER_EXITED and s.exit_code == 137
+    stop(d, cid)  # stopping an exited container is fine
+
+
+def test_start_of_a_running_container_is_failed_precondition(d, pod, busybox):
+    pb = d.pb
+    cid = create(d, pod, busybox.ref, command=["sleep", "1000"])
+    start(d, cid)
+    with pytest.raises(grpc.RpcError) as e:
+        start(d, cid)
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    stop(d, cid, timeout=0)
+
+
+def test_list_and_stream_with_filters(d, pod, busybox):
+    pb = d.pb
+    a = create(d, pod, busybox.ref, name="a", command=["sleep", "1000"], labels={"x": "1"})
+    b = create(d, pod, busybox.ref, name="b", command=["true"], labels={"x": "2"})
+    start(d, a)
+
+    def ids(**f):
+        flt = pb.ContainerFilter(**f) if f else None
+        return sorted(c.id for c in d.runtime.ListContainers(pb.ListContainersRequest(filter=flt)).containers)
+
+    assert ids() == sorted([a, b])
+    assert ids(id=a[:8]) == [a]
+    assert ids(pod_sandbox_id=pod[0]) == sorted([a, b])
+    assert ids(state=pb.ContainerStateValue(state=pb.CONTAINER_RUNNING)) == [a]
+    assert ids(state=pb.ContainerStateValue(state=pb.CONTAINER_CREATED)) == [b]
+    assert ids(label_selector={"x": "2"}) == [b]
+    streamed = sorted(c.id for r in d.runtime.StreamContainers(pb.StreamContainersRequest())
+                      for c in r.containers)
+    assert streamed == sorted([a, b])
+    stop(d, a, timeout=0)
+
+
+def test_remove_deletes_the_container_and_its_layer(d, pod, busybox):
+    pb = d.pb
+    cid = create(d, pod, busybox.ref, command=["sh", "-c", "echo x > /written"])
+    start(d, cid)
+    wait_state(d, cid, pb.CONTAINER_EXITED)
+    assert os.path.exists(d.root / "containers" / cid / "upper/written")
+    remove(d, cid)
+    assert not os.path.exists(d.root / "containers" / cid)
+    with pytest.raises(grpc.RpcError) as e:
+        status(d, cid)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    remove(d, cid)
+    stop(d, cid)
+
+
+def test_containers_keep_running_across_a_criusd_crash(d, pod, busybox):
+    pb = d.pb
+    cid = create(d, pod, busybox.ref, command=["sh", "-c"],
+                 args=["i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"])
+    start(d, cid)
+    s = wait_state(d, cid, pb.CONTAINER_RUNNING)
+    d.kill9()
+    time.sleep(0.5)
+    d.start()
+    assert status(d, cid).state == pb.CONTAINER_RUNNING
+    before = len(log_lines(s.log_path))
+    time.sleep(0.5)
+    assert len(log_lines(s.log_path)) > before, "the container kept logging"
+    stop(d, cid, timeout=0)
+    assert status(d, cid).exit_code == 137
+
+
+def test_an_exit_while_criusd_is_down_is_found(d, pod, busybox):
+    pb = d.pb
+    cid = create(d, pod, busybox.ref, command=["sh", "-c", "sleep 0.5; exit 7"])
+    start(d, cid)
+    d.stop()
+    time.sleep(1)
+    d.start()
+    s = status(d, cid)
+    assert s.state == pb.CONTAINER_EXITED and s.exit_code == 7
+
+
+def test_a_killed_monitor_ends_the_containers_with_a_message(d, pod, busybox):
+    pb = d.pb
+    cid = create(d, pod, busybox.ref, command=["sleep", "1000"])
+    start(d, cid)
+    import json
+    monitor = json.loads(d.runtime.PodSandboxStatus(pb.PodSandboxStatusRequest(
+        pod_sandbox_id=pod[0], verbose=True)).info["info"])["monitorPid"]
+    os.kill(monitor, signal.SIGKILL)
+    time.sleep(0.5)
+    s = status(d, cid)
+    assert s.state == pb.CONTAINER_EXITED
+    assert "monitor" in s.message
+
+
+def test_stop_pod_stops_its_containers(d, pod, busybox):
+    pb = d.pb
+    cid = create(d, pod, busybox.ref, command=["sleep", "1000"])
+    start(d, cid)
+    d.runtime.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod[0]), timeout=30)
+    s = status(d, cid)
+    assert s.state == pb.CONTAINER_EXITED and s.exit_code == 137
+    with pytest.raises(grpc.RpcError) as e:
+        create(d, pod, busybox.ref, name="late", command=["true"])
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+# --- bad input -------------------------------------------------------------------
+
+def test_a_command_that_does_not_exist_is_named(d, pod, busybox):
+    with pytest.raises(grpc.RpcError) as e:
+        create(d, pod, busybox.ref, command=["/no/such/binary"])
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "/no/such/binary" in e.value.details()
+    assert list(d.runtime.ListContainers(d.pb.ListContainersRequest()).containers) == []
+
+
+def test_a_bad_working_dir_is_named(d, pod, busybox):
+    with pytest.raises(grpc.RpcError) as e:
+        create(d, pod, busybox.ref, command=["true"], working_dir="/no/such/dir")
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "/no/such/dir" in e.value.details()
+    assert container_dirs(d) == []
+
+
+def test_an_image_that_is_not_pulled(d, pod):
+    with pytest.raises(grpc.RpcError) as e:
+        create(d, pod, "docker.io/library/never-pulled:1", command=["true"])
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "never-pulled" in e.value.details()
+
+
+def test_an_unknown_pod(d, busybox, pod):
+    pb = d.pb
+    cfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="c"), image=pb.ImageSpec(image=busybox.ref))
+    with pytest.raises(grpc.RpcError) as e:
+        d.runtime.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id="f" * 64, config=cfg))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("log_path", ["../escape.log", "/abs/c.log", "a/../../b.log"])
+def test_a_log_path_outside_the_pods_log_directory(d, pod, busybox, log_path):
+    pb = d.pb
+    cfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="c"), image=pb.ImageSpec(image=busybox.ref),
+                             command=["true"], log_path=log_path)
+    with pytest.raises(grpc.RpcError) as e:
+        d.runtime.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pod[0], config=cfg))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "config.log_path" in e.value.details()
+
+
+@pytest.mark.parametrize("change,field", [
+    (lambda pb: pb.ContainerConfig(), "config.metadata.name"),
+    (lambda pb: pb.ContainerConfig(metadata=pb.ContainerMetadata(name="a/b"),
+                                   image=pb.ImageSpec(image="x")), "config.metadata.name"),
+    (lambda pb: pb.ContainerConfig(metadata=pb.ContainerMetadata(name="c")), "config.image.image"),
+])
+def test_missing_fields_are_invalid_argument(d, pod, change, field):
+    pb = d.pb
+    with pytest.raises(grpc.RpcError) as e:
+        d.runtime.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pod[0], config=change(pb)))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in e.value.details()
+
+
+def test_the_same_name_twice_is_already_exists(d, pod, busybox):
+    create(d, pod, busybox.ref, command=["true"])
+    with pytest.raises(grpc.RpcError) as e:
+        create(d, pod, busybox.ref, command=["true"])
+    assert e.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+@pytest.mark.parametrize("point", ["container_create.after_reserve", "container_create.after_monitor"])
+def test_crash_during_create_is_rolled_back(make_daemon, registry, busybox, tmp, point):
+    d = make_daemon(config=f'[registry]\ninsecure = ["{registry.host}"]\n', failpoints=[point])
+    try:
+        crash_during_create(d, busybox)
+    finally:
+        if not d.running:
+            d.failpoints = []
+            d.start()
+        remove_all(d)
+
+
+def crash_during_create(d, busybox):
+    pb = d.pb
+    d.image.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=busybox.ref)), timeout=60)
+    cfg = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name="p", namespace="ns", uid="u1"))
+    pod_id = d.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg), timeout=30).pod_sandbox_id
+    with pytest.raises(grpc.RpcError):
+        create(d, (pod_id, cfg), busybox.ref, command=["true"])
+    assert d.wait_exit() == -9
+    d.failpoints = []
+    d.start()
+    assert list(d.runtime.ListContainers(pb.ListContainersRequest()).containers) == []
+    assert container_dirs(d) == []
+    cid = create(d, (pod_id, cfg), busybox.ref, command=["true"])
+    d.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=30)
+    assert list(d.runtime.ListContainers(pb.ListContainersRequest()).containers) == []
+    assert cid
