@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "cri/sandbox_ops.h"
+#include "metrics/metrics.h"
 #include "sandbox/monitor_client.h"
 
 namespace crius::cri {
@@ -46,6 +47,7 @@ bool Apply(Container& c, const crius::monitor::ContainerState& s) {
     if (c.started_at_ns == 0) c.started_at_ns = s.started_at_ns();
     c.reason = s.exit_code() == 0 ? "Completed" : "Error";
     if (!s.message().empty()) c.message = s.message();
+    if (metrics::Metrics* m = metrics::Current()) m->ObserveContainerExit(c.reason);
     return true;
   }
   if (s.phase() == crius::monitor::ContainerState::RUNNING && c.state == kContainerCreated) {
@@ -119,6 +121,7 @@ void RefreshContainers(Runtime& rt, Pod& pod) {
         c->finished_at_ns = NowNs();
         c->reason = "Error";
         c->message = "the pod's monitor exited; the container was killed with it";
+        if (metrics::Metrics* m = metrics::Current()) m->ObserveContainerExit(c->reason);
         changed = true;
       }
     }

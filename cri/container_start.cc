@@ -4,6 +4,7 @@
 #include "cri/container_ops.h"
 #include "cri/handlers.h"
 #include "cri/sandbox_ops.h"
+#include "metrics/metrics.h"
 #include "sandbox/monitor_client.h"
 
 namespace crius::cri {
@@ -30,12 +31,18 @@ absl::Status ContainerStart(Runtime& rt, const v1::StartContainerRequest& req,
     c->exit_code = 128;
     c->reason = "StartError";
     c->message = std::string(resp.status().message());
+    if (metrics::Metrics* m = metrics::Current()) m->ObserveContainerExit(c->reason);
     (void)rt.containers().Save(*c);
     return Annotate(resp.status(), absl::StrCat("start container ", c->config.metadata().name()));
   }
   CRIUS_FAILPOINT("container_start.after_monitor");
+  bool first = true;
+  for (const auto& other : rt.containers().OfPod(pod->id)) first = first && other->started_at_ns == 0;
   c->state = kContainerRunning;
   c->started_at_ns = resp->container().started_at_ns();
+  if (metrics::Metrics* m = metrics::Current(); m != nullptr && first) {
+    m->ObservePodReady(static_cast<double>(c->started_at_ns - pod->created_at_ns) / 1e9);
+  }
   return Annotate(rt.containers().Save(*c), absl::StrCat("record container ", c->id, " running"));
 }
 

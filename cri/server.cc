@@ -96,6 +96,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
                          store::Store::Open(absl::StrCat(config.root, "/state.db"), sync));
   s->runtime_ = std::make_unique<Runtime>(config, std::move(db));
   CRIUS_RETURN_IF_ERROR(Annotate(s->runtime_->Recover(), "recover state"));
+  s->metrics_->SetStateSource([rt = s->runtime_.get()](metrics::Metrics::StateCounts& pods,
+                                                       metrics::Metrics::StateCounts& containers) {
+    for (const auto& p : rt->pods().All()) ++pods[p->state];
+    for (const auto& c : rt->containers().All()) ++containers[c->state];
+  });
 
   CRIUS_RETURN_IF_ERROR(ClearStaleSocket(s->socket_path_));
   s->runtime_service_ = std::make_unique<RuntimeServiceImpl>(*s->runtime_);
@@ -134,6 +139,8 @@ void Server::Shutdown() {
 }
 
 Server::~Server() {
+  // Scrapes may still come while the members go: stop reading the runtime.
+  if (metrics_ != nullptr) metrics_->SetStateSource(nullptr);
   // The lock files stay: unlinking a lock another process may be opening
   // would let two holders in.
   if (grpc_ != nullptr) ::unlink(socket_path_.c_str());

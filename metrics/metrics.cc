@@ -73,7 +73,21 @@ Metrics::Metrics(const BuildInfo& build, std::string proc)
                           .Add({}, prometheus::Histogram::BucketBoundaries{
                                        0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
                                        60, 120, 300})),
+      pod_ready_(prometheus::BuildHistogram()
+                     .Name("crius_pod_ready_duration_seconds")
+                     .Help("Time from RunPodSandbox to the pod's first container running.")
+                     .Register(*registry_)
+                     .Add({}, prometheus::Histogram::BucketBoundaries{
+                                  0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60})),
+      exits_(prometheus::BuildCounter()
+                 .Name("crius_container_exits_total")
+                 .Help("Containers recorded exited, by reason (Completed, Error, OOMKilled, ...).")
+                 .Register(*registry_)),
       process_(std::move(proc)) {
+  // Known reasons start at 0, so a rate() over them works from the start.
+  for (const char* reason : {"Completed", "Error", "StartError", "OOMKilled"}) {
+    exits_.Add({{"reason", reason}});
+  }
   prometheus::BuildGauge()
       .Name("crius_build_info")
       .Help("Always 1; the labels name criusd's version and the CRI API version it serves.")
@@ -120,8 +134,51 @@ void Metrics::ObservePull(bool ok, uint64_t bytes_fetched, double seconds) {
   pull_durations_.Observe(seconds);
 }
 
+void Metrics::ObservePodReady(double seconds) { pod_ready_.Observe(seconds); }
+
+void Metrics::ObserveContainerExit(const std::string& reason) {
+  absl::MutexLock lock(&mu_);
+  exits_.Add({{"reason", reason.empty() ? "Unknown" : reason}}).Increment();
+}
+
+void Metrics::SetStateSource(std::function<void(StateCounts&, StateCounts&)> source) {
+  absl::MutexLock lock(&mu_);
+  state_source_ = std::move(source);
+}
+
+namespace {
+
+prometheus::MetricFamily StateGauge(const char* name, const char* help,
+                                    const Metrics::StateCounts& counts) {
+  prometheus::MetricFamily family;
+  family.name = name;
+  family.help = help;
+  family.type = prometheus::MetricType::Gauge;
+  for (const auto& [state, n] : counts) {
+    prometheus::ClientMetric m;
+    m.label.push_back({"state", state});
+    m.gauge.value = static_cast<double>(n);
+    family.metric.push_back(std::move(m));
+  }
+  return family;
+}
+
+}  // namespace
+
 std::vector<prometheus::MetricFamily> Metrics::Collect() const {
   std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    if (state_source_) {
+      // Every state is shown, 0 when no object is in it.
+      StateCounts pods = {{"creating", 0}, {"ready", 0}, {"notready", 0}};
+      StateCounts containers = {{"creating", 0}, {"created", 0}, {"running", 0}, {"exited", 0}};
+      state_source_(pods, containers);
+      families.push_back(StateGauge("crius_pods", "Pod sandboxes known to criusd, by state.", pods));
+      families.push_back(StateGauge("crius_containers", "Containers known to criusd, by state.",
+                                    containers));
+    }
+  }
   for (auto& family : process_.Collect()) families.push_back(std::move(family));
   return families;
 }

@@ -4,6 +4,8 @@
 // the crius_ prefix, base units (_seconds, _bytes), _total for counters.
 #pragma once
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -50,6 +52,16 @@ class Metrics : public prometheus::Collectable {
   // crius_image_pull_duration_seconds observes `seconds`.
   void ObservePull(bool ok, uint64_t bytes_fetched, double seconds);
 
+  // A pod's first container started: the time since RunPodSandbox began.
+  void ObservePodReady(double seconds);
+  // A container was recorded exited, with its reason (Completed, Error, ...).
+  void ObserveContainerExit(const std::string& reason);
+
+  // Counts of pods and containers by state, read at each scrape from the
+  // runtime's tables (crius_pods{state}, crius_containers{state}).
+  using StateCounts = std::map<std::string, int64_t>;
+  void SetStateSource(std::function<void(StateCounts& pods, StateCounts& containers)> source);
+
   // For other folders' families.
   prometheus::Registry& registry() { return *registry_; }
 
@@ -68,7 +80,10 @@ class Metrics : public prometheus::Collectable {
   prometheus::Counter& pulls_failed_;
   prometheus::Counter& pull_bytes_;
   prometheus::Histogram& pull_durations_;
+  prometheus::Histogram& pod_ready_;
+  prometheus::Family<prometheus::Counter>& exits_;
   ProcessCollector process_;
+  std::function<void(StateCounts&, StateCounts&)> state_source_ ABSL_GUARDED_BY(mu_);
 
   // Family::Add builds a new metric (a histogram allocates its buckets) before
   // it finds the existing one, so children are looked up here first.

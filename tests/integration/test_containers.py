@@ -382,3 +382,76 @@ def crash_during_create(d, busybox):
     d.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=30)
     assert list(d.runtime.ListContainers(pb.ListContainersRequest()).containers) == []
     assert cid
+
+
+def test_an_image_in_use_cannot_be_removed(d, pod, busybox):
+    pb = d.pb
+    cid = create(d, pod, busybox.ref, command=["true"])
+    with pytest.raises(grpc.RpcError) as e:
+        d.image.RemoveImage(pb.RemoveImageRequest(image=pb.ImageSpec(image=busybox.ref)))
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert cid in e.value.details()
+    remove(d, cid)
+    d.image.RemoveImage(pb.RemoveImageRequest(image=pb.ImageSpec(image=busybox.ref)))
+    assert not d.image.ImageStatus(pb.ImageStatusRequest(
+        image=pb.ImageSpec(image=busybox.ref))).HasField("image")
+
+
+@pytest.fixture(scope="module")
+def go_sigterm_image(registry, tmp_path_factory):
+    """A static Go binary (Debian's golang-go, built here) that traps SIGTERM."""
+    import subprocess
+    out = tmp_path_factory.mktemp("go")
+    src = os.path.join(os.path.dirname(__file__), "..", "fixtures", "sigterm_exit.go")
+    env = dict(os.environ, CGO_ENABLED="0", GOCACHE=str(out / "cache"), HOME=str(out),
+               GOFLAGS="-mod=mod", GO111MODULE="off")
+    subprocess.run(["go", "build", "-o", str(out / "sigterm_exit"), src], check=True, env=env,
+                   capture_output=True)
+    with open(out / "sigterm_exit", "rb") as f:
+        layer = harness.Layer().file("sigterm_exit", f.read(), mode=0o755)
+    return harness.push(registry, harness.Image([layer], entrypoint=["/sigterm_exit"], env=None),
+                        "go-sigterm")
+
+
+def test_a_go_program_that_traps_sigterm_exits_with_its_own_code(d, pod, go_sigterm_image):
+    pb = d.pb
+    d.image.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=go_sigterm_image.ref)), timeout=60)
+    cid = create(d, pod, go_sigterm_image.ref, args=["23"])
+    start(d, cid)
+    s = wait_state(d, cid, pb.CONTAINER_RUNNING)
+    deadline = time.monotonic() + 10
+    while "waiting for SIGTERM" not in open(s.log_path).read() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop(d, cid, timeout=10)
+    s = status(d, cid)
+    assert s.state == pb.CONTAINER_EXITED and s.exit_code == 23 and s.reason == "Error"
+    assert "got SIGTERM, exiting with 23" in open(s.log_path).read()
+
+
+def test_pods_and_containers_are_counted_in_metrics(make_daemon, registry, busybox, tmp):
+    from test_metrics import scrape, value
+    from harness.util import free_port
+    address = f"127.0.0.1:{free_port()}"
+    d = make_daemon(config=f'[registry]\ninsecure = ["{registry.host}"]\n[metrics]\naddress = "{address}"\n')
+    try:
+        pb = d.pb
+        d.image.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=busybox.ref)), timeout=60)
+        cfg = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name="p", namespace="ns", uid="u1"))
+        pod = (d.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg)).pod_sandbox_id, cfg)
+        ok = create(d, pod, busybox.ref, name="ok", command=["true"])
+        bad = create(d, pod, busybox.ref, name="bad", command=["false"])
+        idle = create(d, pod, busybox.ref, name="idle", command=["true"])
+        start(d, ok)
+        start(d, bad)
+        wait_state(d, ok, pb.CONTAINER_EXITED)
+        wait_state(d, bad, pb.CONTAINER_EXITED)
+        s = scrape(address)
+        assert value(s, "crius_pods", state="ready") == 1
+        assert value(s, "crius_containers", state="exited") == 2
+        assert value(s, "crius_containers", state="created") == 1
+        assert value(s, "crius_container_exits_total", reason="Completed") == 1
+        assert value(s, "crius_container_exits_total", reason="Error") == 1
+        assert value(s, "crius_pod_ready_duration_seconds_count") == 1
+        assert idle
+    finally:
+        remove_all(d)

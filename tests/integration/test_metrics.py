@@ -240,6 +240,10 @@ def test_every_crius_family_follows_prometheus_naming(daemon):
         "crius_image_pulls": "counter",
         "crius_image_pull_bytes": "counter",
         "crius_image_pull_duration_seconds": "histogram",
+        "crius_pod_ready_duration_seconds": "histogram",
+        "crius_container_exits": "counter",
+        "crius_pods": "gauge",
+        "crius_containers": "gauge",
     }
 
 
