@@ -204,6 +204,11 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
   spec->set_log_path(log_path);
   spec->set_new_pid_namespace(config.linux().security_context().namespace_options().pid() == v1::CONTAINER);
   spec->set_readonly_rootfs(config.linux().security_context().readonly_rootfs());
+  spec->set_tty(config.tty());
+  spec->set_stdin(config.stdin());
+  if (pod->config.linux().security_context().namespace_options().ipc() != v1::NODE) {
+    spec->set_shm(absl::StrCat(pod->dir, "/shm"));
+  }
 
   absl::StatusOr<crius::monitor::Response> created = sandbox::CallMonitor(pod->dir, req_create, 60000);
   if (!created.ok()) return Annotate(created.status(), absl::StrCat("create container ", name));

@@ -179,6 +179,9 @@ absl::StatusOr<crius::monitor::Response> CallMonitor(const std::string& dir,
 }
 
 void ReleasePins(const std::string& dir) {
+  std::string shm = absl::StrCat(dir, "/shm");
+  ::umount2(shm.c_str(), MNT_DETACH);
+  ::rmdir(shm.c_str());
   std::string ns = absl::StrCat(dir, "/ns");
   DIR* d = ::opendir(ns.c_str());
   if (d == nullptr) return;

@@ -37,7 +37,7 @@ absl::StatusOr<crius::monitor::Response> CallMonitor(const std::string& dir,
                                                      int timeout_ms = 10000);
 
 // Releases what a monitor that died without its teardown left: pinned
-// namespace mounts under dir/ns.
+// namespace mounts under dir/ns and the pod's /dev/shm.
 void ReleasePins(const std::string& dir);
 
 }  // namespace crius::sandbox

@@ -6,6 +6,7 @@
 #include <linux/openat2.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -251,9 +252,17 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
 
-  int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (null < 0 || ::dup2(null, 0) < 0 || ::dup2(p.stdout_w, 1) < 0 || ::dup2(p.stderr_w, 2) < 0) {
-    Fail(p, "set up stdio", errno);
+  if (p.tty >= 0) {
+    // The terminal becomes the session's controlling terminal and all of stdio.
+    if (::ioctl(p.tty, TIOCSCTTY, 0) != 0 || ::dup2(p.tty, 0) < 0 || ::dup2(p.tty, 1) < 0 ||
+        ::dup2(p.tty, 2) < 0) {
+      Fail(p, "set up the terminal", errno);
+    }
+  } else {
+    int in = p.stdin_r >= 0 ? p.stdin_r : ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (in < 0 || ::dup2(in, 0) < 0 || ::dup2(p.stdout_w, 1) < 0 || ::dup2(p.stderr_w, 2) < 0) {
+      Fail(p, "set up stdio", errno);
+    }
   }
 
   // Our mounts stay ours; the node's still reach us.
@@ -276,7 +285,11 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
   }
   MountIn(p, root, "devpts", "/dev/pts", MS_NOSUID | MS_NOEXEC,
           "newinstance,ptmxmode=0666,mode=0620,gid=5");
-  MountIn(p, root, "tmpfs", "/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
+  if (spec.shm().empty()) {
+    MountIn(p, root, "tmpfs", "/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
+  } else {
+    Bind(p, root, spec.shm(), "/dev/shm", false);
+  }
   MountIn(p, root, "mqueue", "/dev/mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
   MountIn(p, root, "sysfs", "/sys", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, nullptr);
   for (const Mount& m : spec.mounts()) Bind(p, root, m.source(), m.destination(), m.readonly());

@@ -14,6 +14,8 @@ struct InitPipes {
   int start_r;   // one byte: go; EOF: give up
   int stdout_w;
   int stderr_w;
+  int stdin_r;   // -1: /dev/null
+  int tty;       // the terminal's slave side, or -1; it then is stdin, stdout and stderr
 };
 
 // Never returns.

@@ -74,10 +74,22 @@ absl::Status Monitor::Create(const ContainerSpec& spec, ContainerState* state) {
   c->state.set_phase(ContainerState::CREATED);
   CRIUS_RETURN_IF_ERROR(c->log.Open(spec.log_path()));
 
-  int sync[2], start[2], out[2], err[2];
+  int sync[2], start[2], out[2], err[2], in[2] = {-1, -1};
   if (::pipe2(sync, O_CLOEXEC) != 0 || ::pipe2(start, O_CLOEXEC) != 0 ||
-      ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
+      ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0 ||
+      (spec.stdin() && !spec.tty() && ::pipe2(in, O_CLOEXEC) != 0)) {
     return ErrnoError(errno, "pipe");
+  }
+  UniqueFd tty_master, tty_slave;
+  if (spec.tty()) {
+    tty_master.reset(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+    char name[128];
+    if (!tty_master || ::grantpt(tty_master.get()) != 0 || ::unlockpt(tty_master.get()) != 0 ||
+        ::ptsname_r(tty_master.get(), name, sizeof name) != 0) {
+      return ErrnoError(errno, "open a terminal for the container");
+    }
+    tty_slave.reset(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!tty_slave) return ErrnoError(errno, absl::StrCat("open ", name));
   }
   unsigned long flags = CLONE_NEWNS | (spec.new_pid_namespace() ? CLONE_NEWPID : 0) | SIGCHLD;
   // With a pod-wide pid namespace our children are born in it, and a new pid
@@ -100,7 +112,7 @@ absl::Status Monitor::Create(const ContainerSpec& spec, ContainerState* state) {
     ::close(start[1]);
     ::close(out[0]);
     ::close(err[0]);
-    ContainerInit(spec, InitPipes{sync[1], start[0], out[1], err[1]});
+    ContainerInit(spec, InitPipes{sync[1], start[0], out[1], err[1], in[0], tty_slave.get()});
   }
   int clone_errno = errno;
   ::close(sync[1]);
@@ -111,6 +123,13 @@ absl::Status Monitor::Create(const ContainerSpec& spec, ContainerState* state) {
   c->start.reset(start[1]);
   c->out[0].reset(out[0]);
   c->out[1].reset(err[0]);
+  if (in[0] >= 0) ::close(in[0]);
+  if (in[1] >= 0) c->stdin_w.reset(in[1]);
+  tty_slave.reset();
+  if (tty_master) {
+    // The terminal's output is the container's stdout; the pipe stays unused.
+    c->out[0] = std::move(tty_master);
+  }
   if (pid < 0) return ErrnoError(clone_errno, "clone the container process");
   c->pid = pid;
 

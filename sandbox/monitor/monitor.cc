@@ -137,6 +137,17 @@ absl::Status Monitor::Setup() {
   if (st.ok() && options_.new_ipc) st.Update(Pin("ipc", self));
   if (st.ok() && options_.new_uts) st.Update(Pin("uts", self));
   if (st.ok() && options_.pod_pid) st.Update(StartPodInit());
+  if (st.ok() && options_.new_ipc) {
+    // The pod's /dev/shm, shared by its containers as their IPC namespace is.
+    std::string shm = absl::StrCat(options_.dir, "/shm");
+    if ((::mkdir(shm.c_str(), 0755) != 0 && errno != EEXIST) ||
+        ::mount("shm", shm.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                "mode=1777,size=65536k") != 0) {
+      st = ErrnoError(errno, absl::StrCat("mount the pod's /dev/shm at ", shm));
+    } else {
+      shm_ = shm;
+    }
+  }
 
   sigset_t mask;
   sigemptyset(&mask);
@@ -250,6 +261,11 @@ void Monitor::Teardown() {
     ::unlink(path.c_str());
   }
   pins_.clear();
+  if (!shm_.empty()) {
+    ::umount2(shm_.c_str(), MNT_DETACH);
+    ::rmdir(shm_.c_str());
+    shm_.clear();
+  }
   if (listen_) {
     ::unlink(absl::StrCat(options_.dir, "/monitor.sock").c_str());
     listen_.reset();

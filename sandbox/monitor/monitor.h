@@ -38,7 +38,8 @@ struct Container {
   pid_t pid = 0;
   UniqueFd sync;   // child -> monitor: "R", "E<message>", EOF on exec
   UniqueFd start;  // monitor -> child: one byte releases it
-  UniqueFd out[2];  // stdout, stderr (read ends), open until the writers close
+  UniqueFd out[2];  // stdout (or the terminal's master), stderr: read ends
+  UniqueFd stdin_w;  // the container's stdin, kept for attach
   CriLog log;
 };
 
@@ -70,6 +71,7 @@ class Monitor {
   Options options_;
   std::map<std::string, std::string> pins_;  // kind -> pinned file
   pid_t pod_init_ = 0;
+  std::string shm_;  // the pod's /dev/shm mount, when it has its own IPC namespace
   UniqueFd listen_;
   UniqueFd signals_;
   UniqueFd epoll_;

@@ -455,3 +455,64 @@ def test_pods_and_containers_are_counted_in_metrics(make_daemon, registry, busyb
         assert idle
     finally:
         remove_all(d)
+
+
+def test_a_tty_container_logs_its_terminal_as_stdout(d, pod, busybox):
+    pb = d.pb
+    cid = create(d, pod, busybox.ref, tty=True,
+                 command=["sh", "-c", "test -t 0 && test -t 1 && test -t 2 && echo is-a-tty; "
+                                      "echo to-stderr >&2"])
+    start(d, cid)
+    s = wait_state(d, cid, pb.CONTAINER_EXITED)
+    lines = [CRI_LOG.match(l).groups() for l in log_lines(s.log_path)]
+    # A terminal has one stream: all of it is logged as stdout.
+    assert [l[2].rstrip("\r") for l in lines] == ["is-a-tty", "to-stderr"]
+    assert all(l[0] == "stdout" for l in lines)
+    assert s.exit_code == 0
+
+
+def test_containers_of_a_pod_share_its_dev_shm(d, pod, busybox):
+    pb = d.pb
+    w = create(d, pod, busybox.ref, name="w", command=["sh", "-c", "echo shared > /dev/shm/x"])
+    start(d, w)
+    wait_state(d, w, pb.CONTAINER_EXITED)
+    r = create(d, pod, busybox.ref, name="r", command=["cat", "/dev/shm/x"])
+    start(d, r)
+    s = wait_state(d, r, pb.CONTAINER_EXITED)
+    assert [CRI_LOG.match(l).group(3) for l in log_lines(s.log_path)] == ["shared"]
+
+
+@pytest.mark.parametrize("point,expect", [
+    ("container_start.after_monitor", "running"),
+    ("container_stop.before_kill", "exited"),
+    ("container_remove.after_monitor", "gone"),
+])
+def test_crash_during_start_stop_or_remove_is_taken_up(make_daemon, registry, busybox, point, expect):
+    d = make_daemon(config=f'[registry]\ninsecure = ["{registry.host}"]\n', failpoints=[point])
+    try:
+        pb = d.pb
+        d.image.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=busybox.ref)), timeout=60)
+        cfg = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name="p", namespace="ns", uid="u1"))
+        pod = (d.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg)).pod_sandbox_id, cfg)
+        cid = create(d, pod, busybox.ref, command=["sleep", "1000"])
+        with pytest.raises(grpc.RpcError):
+            start(d, cid)
+            stop(d, cid, timeout=0)
+            remove(d, cid)
+        assert d.wait_exit() == -9
+        d.failpoints = []
+        d.start()
+        if expect == "running":
+            assert status(d, cid).state == pb.CONTAINER_RUNNING
+            stop(d, cid, timeout=0)
+        if expect == "exited":
+            stop(d, cid, timeout=0)  # the retry finishes the stop
+            assert status(d, cid).state == pb.CONTAINER_EXITED
+        remove(d, cid)
+        assert container_dirs(d) == []
+        assert list(d.runtime.ListContainers(pb.ListContainersRequest()).containers) == []
+    finally:
+        if not d.running:
+            d.failpoints = []
+            d.start()
+        remove_all(d)
