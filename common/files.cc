@@ -68,6 +68,20 @@ absl::Status RemoveTreeAt(int dirfd, const std::string& name) {
   return absl::OkStatus();
 }
 
+absl::Status RemoveTree(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos || slash + 1 == path.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("remove ", path, ": not a path to a directory entry"));
+  }
+  std::string parent_path = slash == 0 ? "/" : path.substr(0, slash);
+  UniqueFd parent(::open(parent_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!parent) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return ErrnoError(errno, absl::StrCat("open ", parent_path));
+  }
+  return RemoveTreeAt(parent.get(), path.substr(slash + 1));
+}
+
 absl::StatusOr<UniqueFd> LockFile(const std::string& path, absl::string_view what) {
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (!fd) return ErrnoError(errno, absl::StrCat("open lock file ", path));

@@ -23,6 +23,9 @@ void RemoveCreatedDirs(const std::vector<std::string>& created);
 // Never follows a symlink; a missing `name` is fine.
 absl::Status RemoveTreeAt(int dirfd, const std::string& name);
 
+// Removes the tree at the absolute `path` (RemoveTreeAt on its parent).
+absl::Status RemoveTree(const std::string& path);
+
 // An exclusive, non-blocking flock on `path` that records the holder's pid.
 // Held until the returned descriptor is closed (or the process dies).
 // When another process holds it: FailedPrecondition naming that pid.

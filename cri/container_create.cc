@@ -159,11 +159,7 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
     absl::StatusOr<std::vector<std::string>> made = MakeDirs(c->dir + sub, 0700);
     if (!made.ok()) return Annotate(made.status(), "create container directories");
   }
-  undo.Push("remove container directories", [dir = c->dir] {
-    size_t slash = dir.rfind('/');
-    UniqueFd parent(::open(dir.substr(0, slash).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (parent) (void)RemoveTreeAt(parent.get(), dir.substr(slash + 1));
-  });
+  undo.Push("remove container directories", [dir = c->dir] { (void)RemoveTree(dir); });
   if (!log_path.empty()) {
     absl::StatusOr<std::vector<std::string>> made = MakeDirs(log_path.substr(0, log_path.rfind('/')), 0755);
     if (!made.ok()) return Annotate(made.status(), "create the container's log directory");

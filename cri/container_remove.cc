@@ -24,12 +24,7 @@ absl::Status RemoveContainerFully(Runtime& rt, Pod* pod, Container& c) {
   }
   CRIUS_FAILPOINT("container_remove.after_monitor");
   if (!c.dir.empty()) {
-    size_t slash = c.dir.rfind('/');
-    UniqueFd parent(::open(c.dir.substr(0, slash).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (parent) {
-      CRIUS_RETURN_IF_ERROR(Annotate(RemoveTreeAt(parent.get(), c.dir.substr(slash + 1)),
-                                     absl::StrCat("remove container directory ", c.dir)));
-    }
+    CRIUS_RETURN_IF_ERROR(Annotate(RemoveTree(c.dir), absl::StrCat("remove container directory ", c.dir)));
   }
   return Annotate(rt.containers().Delete(c.id), absl::StrCat("remove container ", c.id));
 }

@@ -32,7 +32,6 @@ store::ContainerRecord Container::ToRecord() const {
 absl::StatusOr<std::vector<std::shared_ptr<Container>>> ContainerTable::Load() {
   CRIUS_ASSIGN_OR_RETURN(std::vector<store::ContainerRecord> records, db_.ListContainers());
   std::vector<std::shared_ptr<Container>> out;
-  std::lock_guard<std::mutex> lock(mu_);
   for (const store::ContainerRecord& r : records) {
     auto c = std::make_shared<Container>();
     c->id = r.id;
@@ -54,64 +53,27 @@ absl::StatusOr<std::vector<std::shared_ptr<Container>>> ContainerTable::Load() {
       c->dir = extra.value("dir", "");
       c->stop_signal = extra.value("stopSignal", 0);
     }
-    by_id_[c->id] = c;
-    by_name_[c->reserved_name] = c->id;
+    table_.Insert(c);
     out.push_back(c);
   }
   return out;
 }
 
-std::shared_ptr<Container> ContainerTable::Find(const std::string& id_or_prefix) const {
-  if (id_or_prefix.empty()) return nullptr;
-  std::lock_guard<std::mutex> lock(mu_);
-  if (auto it = by_id_.find(id_or_prefix); it != by_id_.end()) return it->second;
-  std::shared_ptr<Container> match;
-  for (auto it = by_id_.lower_bound(id_or_prefix);
-       it != by_id_.end() && absl::StartsWith(it->first, id_or_prefix); ++it) {
-    if (match) return nullptr;
-    match = it->second;
-  }
-  return match;
-}
-
-std::vector<std::shared_ptr<Container>> ContainerTable::All() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::vector<std::shared_ptr<Container>> out;
-  out.reserve(by_id_.size());
-  for (const auto& [id, c] : by_id_) out.push_back(c);
-  return out;
-}
-
 std::vector<std::shared_ptr<Container>> ContainerTable::OfPod(const std::string& pod_id) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::vector<std::shared_ptr<Container>> out;
-  for (const auto& [id, c] : by_id_) {
-    if (c->pod_id == pod_id) out.push_back(c);
-  }
+  std::vector<std::shared_ptr<Container>> out = table_.All();
+  std::erase_if(out, [&](const auto& c) { return c->pod_id != pod_id; });
   return out;
 }
 
 absl::Status ContainerTable::Reserve(const std::shared_ptr<Container>& c) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (auto it = by_name_.find(c->reserved_name); it != by_name_.end()) {
-    return absl::AlreadyExistsError(absl::StrCat("container name ", c->reserved_name,
-                                                 " is reserved for container ", it->second));
-  }
-  CRIUS_RETURN_IF_ERROR(db_.PutContainer(c->ToRecord()));
-  by_id_[c->id] = c;
-  by_name_[c->reserved_name] = c->id;
-  return absl::OkStatus();
+  return table_.Add(c, "container", [&] { return db_.PutContainer(c->ToRecord()); });
 }
 
 absl::Status ContainerTable::Save(const Container& c) { return db_.PutContainer(c.ToRecord()); }
 
 absl::Status ContainerTable::Delete(const std::string& id) {
   CRIUS_RETURN_IF_ERROR(db_.DeleteContainer(id));
-  std::lock_guard<std::mutex> lock(mu_);
-  if (auto it = by_id_.find(id); it != by_id_.end()) {
-    by_name_.erase(it->second->reserved_name);
-    by_id_.erase(it);
-  }
+  table_.Remove(id);
   return absl::OkStatus();
 }
 

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "api.pb.h"
+#include "cri/named_table.h"
 #include "store/store.h"
 
 namespace crius::cri {
@@ -50,8 +51,10 @@ class ContainerTable {
   explicit ContainerTable(store::Store& db) : db_(db) {}
 
   absl::StatusOr<std::vector<std::shared_ptr<Container>>> Load();
-  std::shared_ptr<Container> Find(const std::string& id_or_prefix) const;
-  std::vector<std::shared_ptr<Container>> All() const;
+  std::shared_ptr<Container> Find(const std::string& id_or_prefix) const {
+    return table_.Find(id_or_prefix);
+  }
+  std::vector<std::shared_ptr<Container>> All() const { return table_.All(); }
   std::vector<std::shared_ptr<Container>> OfPod(const std::string& pod_id) const;
   absl::Status Reserve(const std::shared_ptr<Container>& c);
   absl::Status Save(const Container& c);
@@ -59,9 +62,7 @@ class ContainerTable {
 
  private:
   store::Store& db_;
-  mutable std::mutex mu_;
-  std::map<std::string, std::shared_ptr<Container>> by_id_;
-  std::map<std::string, std::string> by_name_;
+  NamedTable<Container> table_;
 };
 
 }  // namespace crius::cri

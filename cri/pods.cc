@@ -38,7 +38,6 @@ store::PodRecord Pod::ToRecord() const {
 absl::StatusOr<std::vector<std::shared_ptr<Pod>>> PodTable::Load() {
   CRIUS_ASSIGN_OR_RETURN(std::vector<store::PodRecord> records, db_.ListPods());
   std::vector<std::shared_ptr<Pod>> out;
-  std::lock_guard<std::mutex> lock(mu_);
   for (const store::PodRecord& r : records) {
     auto pod = std::make_shared<Pod>();
     pod->id = r.id;
@@ -59,68 +58,21 @@ absl::StatusOr<std::vector<std::shared_ptr<Pod>>> PodTable::Load() {
         }
       }
     }
-    by_id_[pod->id] = pod;
-    by_name_[pod->reserved_name] = pod->id;
+    table_.Insert(pod);
     out.push_back(pod);
   }
   return out;
 }
 
-std::shared_ptr<Pod> PodTable::Get(const std::string& id) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = by_id_.find(id);
-  return it == by_id_.end() ? nullptr : it->second;
-}
-
-std::shared_ptr<Pod> PodTable::Find(const std::string& id_or_prefix) const {
-  if (id_or_prefix.empty()) return nullptr;
-  std::lock_guard<std::mutex> lock(mu_);
-  if (auto it = by_id_.find(id_or_prefix); it != by_id_.end()) return it->second;
-  std::shared_ptr<Pod> match;
-  for (auto it = by_id_.lower_bound(id_or_prefix);
-       it != by_id_.end() && absl::StartsWith(it->first, id_or_prefix); ++it) {
-    if (match) return nullptr;  // ambiguous
-    match = it->second;
-  }
-  return match;
-}
-
-std::shared_ptr<Pod> PodTable::ByName(const std::string& name) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = by_name_.find(name);
-  if (it == by_name_.end()) return nullptr;
-  return by_id_.at(it->second);
-}
-
-std::vector<std::shared_ptr<Pod>> PodTable::All() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::vector<std::shared_ptr<Pod>> out;
-  out.reserve(by_id_.size());
-  for (const auto& [id, pod] : by_id_) out.push_back(pod);
-  return out;
-}
-
 absl::Status PodTable::Reserve(const std::shared_ptr<Pod>& pod) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (auto it = by_name_.find(pod->reserved_name); it != by_name_.end()) {
-    return absl::AlreadyExistsError(absl::StrCat("pod name ", pod->reserved_name,
-                                                 " is reserved for pod ", it->second));
-  }
-  CRIUS_RETURN_IF_ERROR(db_.PutPod(pod->ToRecord()));
-  by_id_[pod->id] = pod;
-  by_name_[pod->reserved_name] = pod->id;
-  return absl::OkStatus();
+  return table_.Add(pod, "pod", [&] { return db_.PutPod(pod->ToRecord()); });
 }
 
 absl::Status PodTable::Save(const Pod& pod) { return db_.PutPod(pod.ToRecord()); }
 
 absl::Status PodTable::Delete(const std::string& id) {
   CRIUS_RETURN_IF_ERROR(db_.DeletePod(id));
-  std::lock_guard<std::mutex> lock(mu_);
-  if (auto it = by_id_.find(id); it != by_id_.end()) {
-    by_name_.erase(it->second->reserved_name);
-    by_id_.erase(it);
-  }
+  table_.Remove(id);
   return absl::OkStatus();
 }
 

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "api.pb.h"
 #include "common/unique_fd.h"
+#include "cri/named_table.h"
 #include "store/store.h"
 
 namespace crius::cri {
@@ -51,11 +52,11 @@ class PodTable {
   // Loads every recorded pod (recovery decides what becomes of each).
   absl::StatusOr<std::vector<std::shared_ptr<Pod>>> Load();
 
-  std::shared_ptr<Pod> Get(const std::string& id) const;
+  std::shared_ptr<Pod> Get(const std::string& id) const { return table_.Get(id); }
   // By full id, or by a unique id prefix (crictl shortens ids).
-  std::shared_ptr<Pod> Find(const std::string& id_or_prefix) const;
-  std::shared_ptr<Pod> ByName(const std::string& reserved_name) const;
-  std::vector<std::shared_ptr<Pod>> All() const;
+  std::shared_ptr<Pod> Find(const std::string& id_or_prefix) const { return table_.Find(id_or_prefix); }
+  std::shared_ptr<Pod> ByName(const std::string& name) const { return table_.ByName(name); }
+  std::vector<std::shared_ptr<Pod>> All() const { return table_.All(); }
 
   // Reserves the name for a new pod and records it as "creating".
   // AlreadyExists if another pod holds the name.
@@ -67,9 +68,7 @@ class PodTable {
 
  private:
   store::Store& db_;
-  mutable std::mutex mu_;
-  std::map<std::string, std::shared_ptr<Pod>> by_id_;
-  std::map<std::string, std::string> by_name_;
+  NamedTable<Pod> table_;
 };
 
 // 64 random hex digits, as containerd and CRI-O make ids.

@@ -23,9 +23,7 @@ void Discard(const std::string& dir) {
   shutdown.mutable_shutdown();
   (void)sandbox::CallMonitor(dir, shutdown, 5000);
   sandbox::ReleasePins(dir);
-  size_t slash = dir.rfind('/');
-  UniqueFd parent(::open(dir.substr(0, slash).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (parent) (void)RemoveTreeAt(parent.get(), dir.substr(slash + 1));
+  (void)RemoveTree(dir);
 }
 
 }  // namespace
@@ -65,11 +63,7 @@ absl::Status Runtime::RecoverPods() {
       remove.mutable_remove()->set_id(c->id);
       (void)sandbox::CallMonitor(pod->dir, remove);
     }
-    if (!c->dir.empty()) {
-      size_t slash = c->dir.rfind('/');
-      UniqueFd parent(::open(c->dir.substr(0, slash).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-      if (parent) (void)RemoveTreeAt(parent.get(), c->dir.substr(slash + 1));
-    }
+    if (!c->dir.empty()) (void)RemoveTree(c->dir);
     CRIUS_RETURN_IF_ERROR(containers_.Delete(c->id));
   }
   // Directories no record speaks of are leftovers of a crash.

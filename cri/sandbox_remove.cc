@@ -27,12 +27,7 @@ absl::Status SandboxRemove(Runtime& rt, const v1::RemovePodSandboxRequest& req,
     std::lock_guard<std::mutex> clock(c->op);
     CRIUS_RETURN_IF_ERROR(RemoveContainerFully(rt, pod.get(), *c));
   }
-  size_t slash = pod->dir.rfind('/');
-  UniqueFd parent(::open(pod->dir.substr(0, slash).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (parent) {
-    CRIUS_RETURN_IF_ERROR(Annotate(RemoveTreeAt(parent.get(), pod->dir.substr(slash + 1)),
-                                   absl::StrCat("remove pod directory ", pod->dir)));
-  }
+  CRIUS_RETURN_IF_ERROR(Annotate(RemoveTree(pod->dir), absl::StrCat("remove pod directory ", pod->dir)));
   CRIUS_FAILPOINT("sandbox_remove.after_files");
   return Annotate(rt.pods().Delete(pod->id), absl::StrCat("remove pod ", pod->id));
 }

@@ -161,11 +161,7 @@ absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
 
   absl::StatusOr<std::vector<std::string>> made = MakeDirs(pod->dir, 0711);
   if (!made.ok()) return Annotate(made.status(), "create pod directory");
-  undo.Push("remove the pod directory", [dir = pod->dir] {
-    size_t slash = dir.rfind('/');
-    UniqueFd parent(::open(dir.substr(0, slash).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (parent) (void)RemoveTreeAt(parent.get(), dir.substr(slash + 1));
-  });
+  undo.Push("remove the pod directory", [dir = pod->dir] { (void)RemoveTree(dir); });
 
   const v1::NamespaceOption& ns = c.linux().security_context().namespace_options();
   bool host_network = ns.network() == v1::NODE;
