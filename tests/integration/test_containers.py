@@ -516,3 +516,24 @@ def test_crash_during_start_stop_or_remove_is_taken_up(make_daemon, registry, bu
             d.failpoints = []
             d.start()
         remove_all(d)
+
+
+def test_reopen_container_log_follows_a_rotation(d, pod, busybox):
+    pb = d.pb
+    cid = create(d, pod, busybox.ref, command=["sh", "-c"],
+                 args=["i=0; while true; do echo line $i; i=$((i+1)); sleep 0.05; done"])
+    start(d, cid)
+    s = wait_state(d, cid, pb.CONTAINER_RUNNING)
+    time.sleep(0.3)
+    os.rename(s.log_path, s.log_path + ".1")  # what kubelet's rotation does
+    d.runtime.ReopenContainerLog(pb.ReopenContainerLogRequest(container_id=cid))
+    deadline = time.monotonic() + 5
+    while not os.path.exists(s.log_path) or not log_lines(s.log_path):
+        assert time.monotonic() < deadline, "nothing written to the reopened log"
+        time.sleep(0.05)
+    assert all(CRI_LOG.match(l) for l in log_lines(s.log_path))
+    stop(d, cid, timeout=0)
+    with pytest.raises(grpc.RpcError) as e:
+        d.runtime.ReopenContainerLog(pb.ReopenContainerLogRequest(container_id=cid))
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    os.unlink(s.log_path + ".1")
