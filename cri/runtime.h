@@ -1,5 +1,6 @@
-// What the CRI handlers share: the effective config, the durable store and
-// the runtime-wide settings kubelet gives (pod CIDR).
+// What the CRI handlers share: the effective config, the durable store, the
+// image store, the pod and container tables, and the runtime-wide settings
+// kubelet gives (pod CIDR).
 #pragma once
 
 #include <cstdint>
@@ -23,8 +24,8 @@ class Runtime {
   store::Store& store() { return *store_; }
   int64_t started_at_ns() const { return started_at_ns_; }
 
-  // Loads what earlier runs recorded (pod CIDR, images) and clears what a
-  // crash left half made (partial pulls).
+  // Loads what earlier runs recorded (pod CIDR, images, pods, containers)
+  // and rolls back what a crash left half made (pulls, pods, containers).
   absl::Status Recover();
 
   image::ImageStore& images() { return *images_; }
@@ -41,11 +42,9 @@ class Runtime {
   absl::Status SetPodCidr(const std::string& cidr);
 
  private:
+  // cri/sandbox_recover.cc
   absl::Status RecoverPods();
 
- public:
-
- private:
   const Config config_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<image::ImageStore> images_;
