@@ -1,6 +1,8 @@
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "cri/handlers.h"
+#include "network/cni_config.h"
 #include "cri/version.h"
 
 namespace crius::cri {
@@ -28,10 +30,16 @@ absl::Status RuntimeStatus(Runtime& rt, const v1::StatusRequest& req, v1::Status
     AddCondition(status, "RuntimeReady", false, "StateDatabaseUnavailable",
                  std::string(probe.status().message()));
   }
-  // Pod networking (CNI) is not part of this build yet, so the network is
-  // reported not ready, as kubelet expects of a runtime without a network.
+  // Pods get no network from this build yet (CNI ADD is still to come), so
+  // the network is not ready; the message says what the node's CNI
+  // configuration would give.
+  absl::StatusOr<network::CniNetwork> net =
+      network::LoadNetwork(rt.config().network.cni_conf_dir, rt.config().network.cni_bin_dirs);
   AddCondition(status, "NetworkReady", false, "NetworkPluginNotReady",
-               "crius does not run CNI plugins in this build; pod networking is not available");
+               net.ok() ? absl::StrCat("CNI network \"", net->name, "\" (", net->file,
+                                       ") is configured, but this build of crius does not set up "
+                                       "pod networks yet")
+                        : std::string(net.status().message()));
 
   // The default handler ("") runs namespace sandboxes; the unikernel handlers
   // are named in config. Features stay false until they are implemented.

@@ -356,3 +356,22 @@ def test_state_directory_that_cannot_be_created_is_named(workdir, readonly_mount
     assert_one_line_error(run, f"create state directory {readonly_mount}/state",
                           "Read-only file system")
     assert_nothing_made(workdir, keep=["ro"])
+
+
+def test_network_readiness_says_what_cni_config_the_node_has(workdir):
+    os.makedirs(f"{workdir}/net.d")
+    config = f'[network]\ncni_conf_dir = "{workdir}/net.d"\ncni_bin_dirs = ["/usr/lib/cni"]\n'
+    with Daemon(config=config) as d:
+        d.start()
+
+        def network():
+            s = d.runtime.Status(d.pb.StatusRequest())
+            return {c.type: c for c in s.status.conditions}["NetworkReady"]
+
+        assert network().status is False
+        assert f"no valid CNI network config in {workdir}/net.d" in network().message
+        with open(f"{workdir}/net.d/10-pods.conflist", "w") as f:
+            f.write('{"cniVersion":"1.0.0","name":"pods","plugins":[{"type":"loopback"}]}')
+        assert network().status is False  # no pod networks in this build yet
+        assert 'CNI network "pods"' in network().message
+        d.stop()
