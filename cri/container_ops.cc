@@ -83,7 +83,8 @@ void RefreshContainers(Runtime& rt, Pod& pod) {
   bool live = false;
   for (const auto& c : mine) live = live || c->state == kContainerRunning || c->state == kContainerCreated;
   if (!live) return;
-  RefreshPod(rt, pod);
+  // No RefreshPod here: StopPod calls this holding pod.op. A monitor that
+  // does not answer is taken as gone below, which is all the containers need.
   crius::monitor::PodState state;
   bool answered = false;
   if (pod.state == kPodReady) {

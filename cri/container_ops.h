@@ -12,6 +12,7 @@ namespace crius::cri {
 // (exits are recorded durably). With the monitor gone, containers that were
 // not known to have exited become exited, with the code the monitor left in
 // its exit records when there is one, and a message saying what happened.
+// It never takes pod.op, so callers may hold it.
 void RefreshContainers(Runtime& rt, Pod& pod);
 
 // Stops the container: its stop signal, SIGKILL after `timeout_s` (at once

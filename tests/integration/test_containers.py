@@ -537,3 +537,27 @@ def test_reopen_container_log_follows_a_rotation(d, pod, busybox):
         d.runtime.ReopenContainerLog(pb.ReopenContainerLogRequest(container_id=cid))
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     os.unlink(s.log_path + ".1")
+
+
+@pytest.mark.parametrize("rpc", ["StopPodSandbox", "RemovePodSandbox"])
+def test_stopping_a_pod_right_after_its_monitor_died(d, pod, busybox, rpc):
+    """No status call in between: the stop itself finds the monitor gone."""
+    pb = d.pb
+    cid = create(d, pod, busybox.ref, command=["sleep", "1000"])
+    start(d, cid)
+    import json
+    monitor = json.loads(d.runtime.PodSandboxStatus(pb.PodSandboxStatusRequest(
+        pod_sandbox_id=pod[0], verbose=True)).info["info"])["monitorPid"]
+    os.kill(monitor, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{monitor}") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    request = getattr(pb, f"{rpc}Request")(pod_sandbox_id=pod[0])
+    getattr(d.runtime, rpc)(request, timeout=15)
+    if rpc == "StopPodSandbox":
+        assert d.runtime.PodSandboxStatus(pb.PodSandboxStatusRequest(
+            pod_sandbox_id=pod[0])).status.state == pb.SANDBOX_NOTREADY
+        s = status(d, cid)
+        assert s.state == pb.CONTAINER_EXITED and "monitor" in s.message
+    else:
+        assert list(d.runtime.ListPodSandbox(pb.ListPodSandboxRequest()).items) == []
