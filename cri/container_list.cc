@@ -4,9 +4,6 @@
 #include "cri/handlers.h"
 
 namespace crius::cri {
-
-v1::ContainerState CriState(const Container& c);
-
 namespace {
 
 bool Matches(const Container& c, const v1::ContainerFilter& f) {
@@ -72,8 +69,5 @@ absl::Status ContainersStream(Runtime& rt, const v1::StreamContainersRequest& re
   if (batch.containers_size() > 0) ok = ok && send(batch);
   return ok ? absl::OkStatus() : absl::CancelledError("StreamContainers: the client went away");
 }
-
-absl::Status ContainerReopenLog(Runtime& rt, const v1::ReopenContainerLogRequest& req,
-                                v1::ReopenContainerLogResponse*);
 
 }  // namespace crius::cri

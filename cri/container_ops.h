@@ -19,6 +19,14 @@ void RefreshContainers(Runtime& rt, Pod& pod);
 // for 0); returns once the process is gone and its exit is recorded.
 absl::Status StopContainerProcess(Runtime& rt, Pod& pod, Container& c, int64_t timeout_s);
 
+// The CRI state of a container (creating shows as created).
+v1::ContainerState CriState(const Container& c);
+
+// Stops (SIGKILL) a running container, forgets it in its monitor, removes its
+// directories and its record. `pod` may be null (gone) or not ready. The
+// caller holds c.op.
+absl::Status RemoveContainerFully(Runtime& rt, Pod* pod, Container& c);
+
 // The signal number for a CRI Signal or an image StopSignal ("SIGTERM",
 // "TERM", "15"); 0 when the text names none.
 int SignalNumber(const std::string& name);

@@ -2,9 +2,6 @@
 #include "cri/sandbox_ops.h"
 
 namespace crius::cri {
-
-void ToCriSandbox(const Pod& pod, v1::PodSandbox* out);
-
 namespace {
 
 bool Matches(const Pod& pod, const v1::PodSandboxFilter& f) {

@@ -17,6 +17,9 @@ absl::Status StopPod(Runtime& rt, Pod& pod);
 // one poll of the monitor's pidfd.
 void RefreshPod(Runtime& rt, Pod& pod);
 
+// The pod as ListPodSandbox shows it.
+void ToCriSandbox(const Pod& pod, v1::PodSandbox* out);
+
 // Opens a pidfd on the pod's monitor, after checking through its socket that
 // the pid is still that monitor. Unavailable when no monitor answers.
 absl::Status AttachMonitor(Pod& pod);

@@ -5,12 +5,11 @@
 #include "common/files.h"
 #include "common/status.h"
 #include "common/unique_fd.h"
+#include "cri/container_ops.h"
 #include "cri/handlers.h"
 #include "cri/sandbox_ops.h"
 
 namespace crius::cri {
-
-absl::Status RemoveContainerFully(Runtime& rt, Pod* pod, Container& c);
 
 absl::Status SandboxRemove(Runtime& rt, const v1::RemovePodSandboxRequest& req,
                            v1::RemovePodSandboxResponse*) {
