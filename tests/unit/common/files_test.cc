@@ -9,6 +9,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/unit/temp_dir.h"
+
 namespace crius {
 namespace {
 
@@ -16,13 +18,8 @@ using ::testing::HasSubstr;
 
 class FilesTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/crius-files-test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
-  std::string dir_;
+  testing::TempDir tmp_{"crius-files-test"};
+  const std::string dir_ = tmp_.path();
 };
 
 TEST_F(FilesTest, MakeDirsReportsWhatItCreatedAndUndoRemovesIt) {

@@ -7,6 +7,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/unit/temp_dir.h"
+
 namespace crius::cri {
 namespace {
 
@@ -15,16 +17,9 @@ using ::testing::HasSubstr;
 class RuntimeConfigUpdateTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/crius-rcu-test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     auto db = store::Store::Open(dir_ + "/state.db", store::Synchronous::kNormal);
     ASSERT_TRUE(db.ok());
     rt_ = std::make_unique<Runtime>(Config(), std::move(*db));
-  }
-  void TearDown() override {
-    rt_.reset();
-    std::system(("rm -rf " + dir_).c_str());
   }
 
   absl::Status Update(const std::string& cidr) {
@@ -34,7 +29,8 @@ class RuntimeConfigUpdateTest : public ::testing::Test {
     return RuntimeConfigUpdate(*rt_, req, &resp);
   }
 
-  std::string dir_;
+  testing::TempDir tmp_{"crius-rcu-test"};  // outlives rt_ (declared first)
+  const std::string dir_ = tmp_.path();
   std::unique_ptr<Runtime> rt_;
 };
 

@@ -13,6 +13,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/unit/temp_dir.h"
+
 #include "image/content_store.h"
 
 namespace crius::image {
@@ -97,15 +99,9 @@ std::string Uncompressed(TarBuilder& t) { return t.Finish(); }
 class UnpackTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/crius-unpack-test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    dest_ = dir_ + "/layer";
     ASSERT_EQ(mkdir(dest_.c_str(), 0755), 0);
     ASSERT_EQ(mkdir((dir_ + "/outside").c_str(), 0755), 0);
   }
-  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
-
   absl::StatusOr<UnpackedLayer> Unpack(const std::string& blob) {
     std::string path = dir_ + "/blob";
     std::ofstream(path, std::ios::binary) << blob;
@@ -120,7 +116,9 @@ class UnpackTest : public ::testing::Test {
     return lstat(path.c_str(), &st) == 0;
   }
 
-  std::string dir_, dest_;
+  testing::TempDir tmp_{"crius-unpack-test"};
+  const std::string dir_ = tmp_.path();
+  const std::string dest_ = dir_ + "/layer";
 };
 
 TEST_F(UnpackTest, KeepsFilesDirsLinksDevicesOwnersAndModes) {
@@ -161,7 +159,8 @@ TEST_F(UnpackTest, DiffIdIsTheDigestOfTheUncompressedTar) {
     TarBuilder packed(filter);
     packed.File("a", "content of a");
     std::string blob = packed.Finish();
-    std::system(("rm -rf " + dest_ + " && mkdir " + dest_).c_str());
+    ASSERT_TRUE(RemoveTree(dest_).ok());
+    ASSERT_EQ(mkdir(dest_.c_str(), 0755), 0);
     auto r = Unpack(blob);
     ASSERT_TRUE(r.ok()) << filter << ": " << r.status();
     EXPECT_EQ(r->diff_id, Sha256Digest(tar)) << filter;

@@ -8,6 +8,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/unit/temp_dir.h"
+
 namespace crius::network {
 namespace {
 
@@ -16,17 +18,11 @@ using ::testing::HasSubstr;
 class CniConfigTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/crius-cni-test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    conf_ = dir_ + "/net.d";
-    bin_ = dir_ + "/bin";
     ASSERT_EQ(mkdir(conf_.c_str(), 0755), 0);
     ASSERT_EQ(mkdir(bin_.c_str(), 0755), 0);
     Plugin("bridge");
     Plugin("loopback");
   }
-  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
 
   void Plugin(const std::string& name) {
     std::string path = bin_ + "/" + name;
@@ -36,7 +32,10 @@ class CniConfigTest : public ::testing::Test {
   void Write(const std::string& name, const std::string& text) { std::ofstream(conf_ + "/" + name) << text; }
   absl::StatusOr<CniNetwork> Load() { return LoadNetwork(conf_, {dir_ + "/nothing", bin_}); }
 
-  std::string dir_, conf_, bin_;
+  testing::TempDir tmp_{"crius-cni-test"};
+  const std::string dir_ = tmp_.path();
+  const std::string conf_ = dir_ + "/net.d";
+  const std::string bin_ = dir_ + "/bin";
 };
 
 constexpr char kList[] = R"({"cniVersion":"1.0.0","name":"pods","plugins":[

@@ -6,6 +6,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/unit/temp_dir.h"
+
 namespace crius::store {
 namespace {
 
@@ -13,13 +15,9 @@ using ::testing::HasSubstr;
 
 class StoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/crius-store-test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    path_ = dir_ + "/state.db";
-  }
-  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
+  testing::TempDir tmp_{"crius-store-test"};
+  const std::string dir_ = tmp_.path();
+  const std::string path_ = dir_ + "/state.db";
 
   std::unique_ptr<Store> OpenOrDie() {
     auto s = Store::Open(path_, Synchronous::kFull);
@@ -27,7 +25,6 @@ class StoreTest : public ::testing::Test {
     return s.ok() ? std::move(*s) : nullptr;
   }
 
-  std::string dir_, path_;
 };
 
 PodRecord Pod(const std::string& id, const std::string& name) {
