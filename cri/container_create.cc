@@ -155,8 +155,11 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
   undo.Push("release the name", [&rt, id = c->id] { (void)rt.containers().Delete(id); });
   CRIUS_FAILPOINT("container_create.after_reserve");
 
-  for (const char* sub : {"/upper", "/work", "/rootfs", "/empty"}) {
-    absl::StatusOr<std::vector<std::string>> made = MakeDirs(c->dir + sub, 0700);
+  // The container directory (made first, with work/) is root's alone; the
+  // upper dir's mode becomes the mode of the container's "/", which every
+  // user in the container must be able to traverse.
+  for (auto [sub, mode] : {std::pair{"/work", 0700}, {"/upper", 0755}, {"/rootfs", 0755}, {"/empty", 0755}}) {
+    absl::StatusOr<std::vector<std::string>> made = MakeDirs(c->dir + sub, static_cast<mode_t>(mode));
     if (!made.ok()) return Annotate(made.status(), "create container directories");
   }
   undo.Push("remove container directories", [dir = c->dir] { (void)RemoveTree(dir); });
