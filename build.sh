@@ -34,6 +34,19 @@ install_packages() {
   fi
 }
 
+# Debian packages the tests unpack into images (not installed: nginx's
+# postinst would start it on the host), downloaded once into the build dir.
+test_debs=(nginx)
+fetch_test_debs() {
+  local dir=$builddir/test-debs p
+  mkdir -p "$dir"
+  for p in "${test_debs[@]}"; do
+    compgen -G "$dir/${p}_*.deb" >/dev/null && continue
+    echo "build.sh: downloading $p.deb for the tests" >&2
+    (cd "$dir" && { apt-get download -q "$p" 2>/dev/null || { apt-get update -q && apt-get download -q "$p"; }; })
+  done
+}
+
 build() {
   if [[ ! -f $builddir/build.ninja ]]; then
     cmake -S "$top" -B "$builddir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -48,7 +61,7 @@ case "$cmd" in
     install_packages; build
     exec "$builddir/criusd" "$@" ;;
   test)
-    install_packages; build
+    install_packages; build; fetch_test_debs
     cd "$builddir"
     exec ctest --output-on-failure --timeout 1200 -j"$(nproc)" "$@" ;;
   build)

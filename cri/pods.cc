@@ -23,7 +23,7 @@ std::string NewId() {
 }
 
 store::PodRecord Pod::ToRecord() const {
-  nlohmann::json extra = {{"dir", dir}, {"monitorPid", monitor_pid}, {"namespaces", namespaces}};
+  nlohmann::json extra = {{"dir", dir}, {"monitorPid", monitor_pid}, {"namespaces", namespaces}, {"ips", ips}};
   store::PodRecord r;
   r.id = id;
   r.name = reserved_name;
@@ -55,6 +55,11 @@ absl::StatusOr<std::vector<std::shared_ptr<Pod>>> PodTable::Load() {
       if (extra.contains("namespaces") && extra["namespaces"].is_object()) {
         for (auto& [k, v] : extra["namespaces"].items()) {
           if (v.is_string()) pod->namespaces[k] = v.get<std::string>();
+        }
+      }
+      if (extra.contains("ips") && extra["ips"].is_array()) {
+        for (const auto& ip : extra["ips"]) {
+          if (ip.is_string()) pod->ips.push_back(ip.get<std::string>());
         }
       }
     }

@@ -38,6 +38,10 @@ struct Pod {
   int monitor_pid = 0;
   std::map<std::string, std::string> namespaces;  // kind -> pinned path
   UniqueFd monitor_pidfd;  // readable once the monitor has exited
+  std::vector<std::string> ips;  // from CNI ADD, IPv4 first; empty for hostNetwork
+
+  // What CNI teardown needs, kept in the pod directory while attached.
+  std::string NetworkCache() const { return dir + "/network.json"; }
 
   // Serialises the RPCs that change this pod (run, stop, remove).
   std::mutex op;

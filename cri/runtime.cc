@@ -7,6 +7,7 @@
 
 #include "common/failpoint.h"
 #include "common/status.h"
+#include "metrics/metrics.h"
 
 namespace crius::cri {
 namespace {
@@ -20,7 +21,12 @@ int64_t NowNs() {
 }  // namespace
 
 Runtime::Runtime(Config config, std::unique_ptr<store::Store> store)
-    : config_(std::move(config)), store_(std::move(store)), pods_(*store_), containers_(*store_), started_at_ns_(NowNs()) {
+    : config_(std::move(config)), store_(std::move(store)), pods_(*store_), containers_(*store_),
+      networks_(config_.network.cni_conf_dir, config_.network.cni_bin_dirs,
+                [](const char* op, const std::string& plugin, double seconds, bool ok) {
+                  if (metrics::Metrics* m = metrics::Current()) m->ObserveCniPlugin(op, plugin, seconds, ok);
+                }),
+      started_at_ns_(NowNs()) {
   monitor_binary_ = config_.monitor_path;
   if (monitor_binary_.empty()) {
     char self[4096];

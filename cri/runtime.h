@@ -12,6 +12,7 @@
 #include "cri/containers.h"
 #include "cri/pods.h"
 #include "image/image_store.h"
+#include "network/pod_network.h"
 #include "store/store.h"
 
 namespace crius::cri {
@@ -31,6 +32,8 @@ class Runtime {
   image::ImageStore& images() { return *images_; }
   PodTable& pods() { return pods_; }
   ContainerTable& containers() { return containers_; }
+  // The node's CNI network: pod attach and detach.
+  const network::PodNetworks& networks() const { return networks_; }
 
   // <state>/pods/<id>
   std::string PodDir(const std::string& id) const;
@@ -50,6 +53,7 @@ class Runtime {
   std::unique_ptr<image::ImageStore> images_;
   PodTable pods_;
   ContainerTable containers_;
+  network::PodNetworks networks_;
   std::string monitor_binary_;
   const int64_t started_at_ns_;
 

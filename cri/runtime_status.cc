@@ -30,16 +30,11 @@ absl::Status RuntimeStatus(Runtime& rt, const v1::StatusRequest& req, v1::Status
     AddCondition(status, "RuntimeReady", false, "StateDatabaseUnavailable",
                  std::string(probe.status().message()));
   }
-  // Pods get no network from this build yet (CNI ADD is still to come), so
-  // the network is not ready; the message says what the node's CNI
-  // configuration would give.
-  absl::StatusOr<network::CniNetwork> net =
-      network::LoadNetwork(rt.config().network.cni_conf_dir, rt.config().network.cni_bin_dirs);
-  AddCondition(status, "NetworkReady", false, "NetworkPluginNotReady",
-               net.ok() ? absl::StrCat("CNI network \"", net->name, "\" (", net->file,
-                                       ") is configured, but this build of crius does not set up "
-                                       "pod networks yet")
-                        : std::string(net.status().message()));
+  // The network is ready when the node has a valid CNI network, read
+  // afresh each time, so a config dropped in while criusd runs is noticed.
+  absl::StatusOr<network::CniNetwork> net = rt.networks().Current();
+  AddCondition(status, "NetworkReady", net.ok(), net.ok() ? "" : "NetworkPluginNotReady",
+               net.ok() ? "" : std::string(net.status().message()));
 
   // The default handler ("") runs namespace sandboxes; the unikernel handlers
   // are named in config. Features stay false until they are implemented.
@@ -64,6 +59,11 @@ absl::Status RuntimeStatus(Runtime& rt, const v1::StatusRequest& req, v1::Status
         {"stateDatabase", rt.store().path()},
         {"schemaVersion", rt.store().schema_version()},
         {"startedAtNs", rt.started_at_ns()},
+        {"cni",
+         {{"confDir", rt.config().network.cni_conf_dir},
+          {"binDirs", rt.config().network.cni_bin_dirs},
+          {"network", net.ok() ? net->name : ""},
+          {"file", net.ok() ? net->file : ""}}},
         {"handlers",
          {{"default", "namespace sandbox"},
           {rt.config().runtime_handlers.spt, "unikernel (spt)"},

@@ -43,7 +43,7 @@ void RefreshPod(Runtime& rt, Pod& pod) {
   std::lock_guard<std::mutex> lock(pod.op);
   if (pod.state != kPodReady || !MonitorExited(pod)) return;
   LOG_WARN("pod %s: its monitor (pid %d) has exited: the pod is NotReady", pod.id, pod.monitor_pid);
-  sandbox::ReleasePins(pod.dir);
+  ReleasePodPins(pod);
   pod.monitor_pidfd.reset();
   pod.namespaces.clear();
   pod.state = kPodNotReady;
@@ -52,8 +52,20 @@ void RefreshPod(Runtime& rt, Pod& pod) {
   }
 }
 
+void ReleasePodPins(const Pod& pod) {
+  sandbox::ReleasePins(pod.dir, ::access(pod.NetworkCache().c_str(), F_OK) == 0);
+}
+
+absl::Status DetachNetwork(Runtime& rt, Pod& pod) {
+  CRIUS_RETURN_IF_ERROR(Annotate(rt.networks().Teardown(pod.NetworkCache()),
+                                 absl::StrCat("detach the network of pod ", pod.id)));
+  // A pod whose monitor is gone kept its netns pinned for this DEL alone.
+  if (pod.state != kPodReady && pod.state != kPodCreating) sandbox::ReleasePins(pod.dir);
+  return absl::OkStatus();
+}
+
 absl::Status StopPod(Runtime& rt, Pod& pod) {
-  if (pod.state == kPodNotReady) return absl::OkStatus();
+  if (pod.state == kPodNotReady) return DetachNetwork(rt, pod);
   // Containers first, each recorded exited, while the monitor still answers.
   RefreshContainers(rt, pod);
   for (const std::shared_ptr<Container>& c : rt.containers().OfPod(pod.id)) {
@@ -62,6 +74,14 @@ absl::Status StopPod(Runtime& rt, Pod& pod) {
       CRIUS_RETURN_IF_ERROR(StopContainerProcess(rt, pod, *c, 0));
     }
   }
+  // Then the network, while the netns is still pinned. A failed DEL fails
+  // the stop with the pod still up, so a retry finds everything in place.
+  CRIUS_RETURN_IF_ERROR(DetachNetwork(rt, pod));
+  CRIUS_FAILPOINT("sandbox_stop.after_network");
+  return ShutdownMonitor(rt, pod);
+}
+
+absl::Status ShutdownMonitor(Runtime& rt, Pod& pod) {
   if (!MonitorExited(pod) || !pod.monitor_pidfd) {
     crius::monitor::Request shutdown;
     shutdown.mutable_shutdown();
@@ -80,9 +100,10 @@ absl::Status StopPod(Runtime& rt, Pod& pod) {
     }
   }
   CRIUS_FAILPOINT("sandbox_stop.after_monitor");
-  sandbox::ReleasePins(pod.dir);
+  ReleasePodPins(pod);
   pod.monitor_pidfd.reset();
   pod.namespaces.clear();
+  pod.ips.clear();
   pod.state = kPodNotReady;
   CRIUS_RETURN_IF_ERROR(Annotate(rt.pods().Save(pod), absl::StrCat("record pod ", pod.id, " stopped")));
   // Created containers that never ran went with the monitor.

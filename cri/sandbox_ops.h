@@ -9,9 +9,22 @@
 
 namespace crius::cri {
 
-// Stops the pod: its monitor is shut down and its namespaces released; the
-// pod is recorded NotReady. Idempotent. The caller holds pod.op.
+// Stops the pod: its containers are stopped, its network detached (CNI
+// DEL while the netns still exists), its monitor shut down and its
+// namespaces released; the pod is recorded NotReady. Idempotent: a DEL that
+// failed before is retried. The caller holds pod.op.
 absl::Status StopPod(Runtime& rt, Pod& pod);
+
+// Releases the pod's namespace pins and /dev/shm, except its netns while a
+// network is still attached to it (the DEL that detaches it needs it).
+void ReleasePodPins(const Pod& pod);
+
+// CNI DEL from the pod's cache; OK when the pod has no network attached.
+absl::Status DetachNetwork(Runtime& rt, Pod& pod);
+
+// Shuts the monitor down (its containers die with it), releases the
+// namespace pins and records the pod NotReady.
+absl::Status ShutdownMonitor(Runtime& rt, Pod& pod);
 
 // A ready pod whose monitor has died becomes NotReady (recorded). Cheap:
 // one poll of the monitor's pidfd.

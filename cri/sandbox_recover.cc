@@ -17,13 +17,19 @@
 namespace crius::cri {
 namespace {
 
-// Stops whatever monitor serves `dir` and removes the directory.
-void Discard(const std::string& dir) {
+// Detaches the network cached in `dir`, stops whatever monitor serves it and
+// removes the directory. false, with the directory kept but its monitor
+// stopped, when the network could not be detached.
+bool Discard(const network::PodNetworks& networks, const std::string& dir) {
+  absl::Status net = networks.Teardown(absl::StrCat(dir, "/network.json"));
+  if (!net.ok()) LOG_ERROR("%s: %s", dir, std::string(net.message()));
   crius::monitor::Request shutdown;
   shutdown.mutable_shutdown();
   (void)sandbox::CallMonitor(dir, shutdown, 5000);
-  sandbox::ReleasePins(dir);
+  sandbox::ReleasePins(dir, /*keep_net=*/!net.ok());
+  if (!net.ok()) return false;
   (void)RemoveTree(dir);
+  return true;
 }
 
 }  // namespace
@@ -36,21 +42,29 @@ absl::Status Runtime::RecoverPods() {
     if (pod->dir.empty()) pod->dir = PodDir(pod->id);
     if (pod->state == kPodCreating) {
       LOG_INFO("pod %s: RunPodSandbox was interrupted: rolling it back", pod->id);
-      Discard(pod->dir);
-      CRIUS_RETURN_IF_ERROR(pods_.Delete(pod->id));
+      if (Discard(networks_, pod->dir)) {
+        CRIUS_RETURN_IF_ERROR(pods_.Delete(pod->id));
+      } else {
+        LOG_WARN("pod %s: kept NotReady: StopPodSandbox retries its network teardown", pod->id);
+        pod->state = kPodNotReady;
+        pod->namespaces.clear();
+        pod->ips.clear();
+        CRIUS_RETURN_IF_ERROR(pods_.Save(*pod));
+      }
       continue;
     }
     if (pod->state == kPodReady) {
       if (absl::Status st = AttachMonitor(*pod); !st.ok()) {
         LOG_WARN("pod %s: %s: the pod is NotReady", pod->id, std::string(st.message()));
-        sandbox::ReleasePins(pod->dir);
+        ReleasePodPins(*pod);
         pod->namespaces.clear();
+        pod->ips.clear();
         pod->state = kPodNotReady;
         CRIUS_RETURN_IF_ERROR(pods_.Save(*pod));
       }
       continue;
     }
-    sandbox::ReleasePins(pod->dir);
+    ReleasePodPins(*pod);
   }
   // Containers a crash left half made are rolled back.
   CRIUS_ASSIGN_OR_RETURN(std::vector<std::shared_ptr<Container>> containers, containers_.Load());
@@ -77,7 +91,12 @@ absl::Status Runtime::RecoverPods() {
     ::closedir(d);
     for (const std::string& name : orphans) {
       LOG_INFO("removing pod directory %s/%s that no pod record names", root, name);
-      Discard(absl::StrCat(root, "/", name));
+      std::string dir = absl::StrCat(root, "/", name);
+      // No record will ever retry this one: the directory goes regardless.
+      if (!Discard(networks_, dir)) {
+        sandbox::ReleasePins(dir);
+        (void)RemoveTree(dir);
+      }
     }
   }
   return absl::OkStatus();

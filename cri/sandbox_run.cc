@@ -14,6 +14,7 @@
 #include "common/undo.h"
 #include "cri/handlers.h"
 #include "cri/sandbox_ops.h"
+#include "network/pod_network.h"
 #include "sandbox/monitor_client.h"
 #include "sandbox/pod_files.h"
 
@@ -149,10 +150,18 @@ absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
   pod->created_at_ns = NowNs();
   pod->dir = rt.PodDir(pod->id);
   std::lock_guard<std::mutex> lock(pod->op);
+  // Set when a network teardown failed while unwinding: the pod is then kept,
+  // NotReady with its CNI cache, for StopPodSandbox/RemovePodSandbox (kubelet's
+  // garbage collection) to retry the DEL, instead of leaking an IP and rules.
+  bool keep_for_retry = false;
   UndoStack undo;
 
   CRIUS_RETURN_IF_ERROR(rt.pods().Reserve(pod));
-  undo.Push("release the name", [&rt, id = pod->id] {
+  undo.Push("release the name", [&rt, &keep_for_retry, id = pod->id] {
+    if (keep_for_retry) {
+      LOG_WARN("pod %s: kept NotReady: its network could not be detached; StopPodSandbox retries", id);
+      return;
+    }
     if (absl::Status st = rt.pods().Delete(id); !st.ok()) {
       LOG_ERROR("pod %s: undo reservation: %s", id, std::string(st.message()));
     }
@@ -161,7 +170,9 @@ absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
 
   absl::StatusOr<std::vector<std::string>> made = MakeDirs(pod->dir, 0711);
   if (!made.ok()) return Annotate(made.status(), "create pod directory");
-  undo.Push("remove the pod directory", [dir = pod->dir] { (void)RemoveTree(dir); });
+  undo.Push("remove the pod directory", [&keep_for_retry, dir = pod->dir] {
+    if (!keep_for_retry) (void)RemoveTree(dir);
+  });
 
   const v1::NamespaceOption& ns = c.linux().security_context().namespace_options();
   bool host_network = ns.network() == v1::NODE;
@@ -190,9 +201,40 @@ absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
   launch.hostname = files.hostname;
   absl::StatusOr<crius::monitor::PodState> state = sandbox::StartMonitor(launch);
   if (!state.ok()) return Annotate(state.status(), "start the pod's monitor");
-  undo.Push("stop the monitor", [&rt, pod] { (void)StopPod(rt, *pod); });
+  undo.Push("stop the monitor", [&rt, pod] { (void)ShutdownMonitor(rt, *pod); });
   CRIUS_RETURN_IF_ERROR(Annotate(AttachMonitor(*pod), "attach to the pod's monitor"));
   CRIUS_FAILPOINT("sandbox_run.after_monitor");
+
+  if (!host_network) {
+    network::PodNetworkRequest net;
+    net.pod_id = pod->id;
+    net.netns = pod->namespaces["net"];
+    net.pod_name = m.name();
+    net.pod_namespace = m.namespace_();
+    net.pod_uid = m.uid();
+    net.pod_cidr = rt.pod_cidr();
+    for (const v1::PortMapping& p : c.port_mappings()) {
+      net.port_mappings.push_back({p.host_port(), p.container_port(),
+                                   absl::AsciiStrToLower(v1::Protocol_Name(p.protocol())),
+                                   p.host_ip()});
+    }
+    net.dns_servers = files.dns.servers;
+    net.dns_searches = files.dns.searches;
+    net.dns_options = files.dns.options;
+    absl::StatusOr<network::PodNetworkStatus> attached = rt.networks().Setup(pod->NetworkCache(), net);
+    if (!attached.ok()) {
+      keep_for_retry = ::access(pod->NetworkCache().c_str(), F_OK) == 0;
+      return Annotate(attached.status(), "set up the pod network");
+    }
+    undo.Push("detach the pod network", [&rt, &keep_for_retry, pod] {
+      if (absl::Status st = DetachNetwork(rt, *pod); !st.ok()) {
+        LOG_ERROR("pod %s: %s", pod->id, std::string(st.message()));
+        keep_for_retry = true;
+      }
+    });
+    pod->ips = attached->ips;
+    CRIUS_FAILPOINT("sandbox_run.after_network");
+  }
 
   pod->state = kPodReady;
   CRIUS_RETURN_IF_ERROR(Annotate(rt.pods().Save(*pod), "record pod ready"));

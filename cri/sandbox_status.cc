@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "cri/handlers.h"
 #include "cri/sandbox_ops.h"
+#include "network/pod_network.h"
 
 namespace crius::cri {
 
@@ -34,7 +35,14 @@ absl::Status SandboxStatus(Runtime& rt, const v1::PodSandboxStatusRequest& req,
   *s->mutable_labels() = pod->config.labels();
   *s->mutable_annotations() = pod->config.annotations();
   s->set_runtime_handler(pod->runtime_handler);
-  s->mutable_network();  // pod IPs arrive with CNI
+  if (!pod->ips.empty()) {
+    s->mutable_network()->set_ip(pod->ips[0]);
+    for (size_t i = 1; i < pod->ips.size(); ++i) {
+      s->mutable_network()->add_additional_ips()->set_ip(pod->ips[i]);
+    }
+  } else {
+    s->mutable_network();
+  }
   *s->mutable_linux()->mutable_namespaces()->mutable_options() =
       pod->config.linux().security_context().namespace_options();
   struct timespec ts;
@@ -46,6 +54,16 @@ absl::Status SandboxStatus(Runtime& rt, const v1::PodSandboxStatusRequest& req,
                            {"namespaces", pod->namespaces},
                            {"reservedName", pod->reserved_name},
                            {"state", pod->state}};
+    // Verbose status is what an operator asks for: it runs CNI CHECK too.
+    if (absl::StatusOr<network::PodNetworkStatus> net =
+            network::PodNetworks::Cached(pod->NetworkCache());
+        net.ok()) {
+      absl::Status check = pod->state == kPodReady ? rt.networks().Check(pod->NetworkCache())
+                                                   : absl::FailedPreconditionError("the pod is not ready");
+      info["network"] = {{"name", net->network},
+                         {"ips", net->ips},
+                         {"check", check.ok() ? "ok" : std::string(check.message())}};
+    }
     (*resp->mutable_info())["info"] = info.dump();
   }
   return absl::OkStatus();

@@ -83,6 +83,14 @@ Metrics::Metrics(const BuildInfo& build, std::string proc)
                  .Name("crius_container_exits_total")
                  .Help("Containers recorded exited, by reason (Completed, Error, OOMKilled, ...).")
                  .Register(*registry_)),
+      cni_durations_(prometheus::BuildHistogram()
+                         .Name("crius_cni_plugin_duration_seconds")
+                         .Help("Time one CNI plugin execution took, by operation (ADD, CHECK, DEL) and plugin type.")
+                         .Register(*registry_)),
+      cni_failures_(prometheus::BuildCounter()
+                        .Name("crius_cni_plugin_failures_total")
+                        .Help("CNI plugin executions that failed, by operation and plugin type.")
+                        .Register(*registry_)),
       process_(std::move(proc)) {
   // Known reasons start at 0, so a rate() over them works from the start.
   for (const char* reason : {"Completed", "Error", "StartError", "OOMKilled"}) {
@@ -94,6 +102,28 @@ Metrics::Metrics(const BuildInfo& build, std::string proc)
       .Register(*registry_)
       .Add({{"version", build.version}, {"api_version", build.api_version}})
       .Set(1);
+}
+
+void Metrics::ObserveCniPlugin(absl::string_view operation, absl::string_view plugin,
+                               double seconds, bool ok) {
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+  std::string key = absl::StrCat("cni\n", operation, "\n", plugin);
+  prometheus::Histogram* histogram = nullptr;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    if (auto it = histograms_.find(key); it != histograms_.end()) histogram = it->second;
+  }
+  std::map<std::string, std::string> labels = {{"operation", std::string(operation)},
+                                               {"plugin", std::string(plugin)}};
+  if (histogram == nullptr) {
+    absl::MutexLock lock(&mu_);
+    auto [it, inserted] = histograms_.try_emplace(key, nullptr);
+    if (inserted) it->second = &cni_durations_.Add(labels, kBuckets);
+    histogram = it->second;
+  }
+  histogram->Observe(seconds);
+  if (!ok) cni_failures_.Add(labels).Increment();
 }
 
 void Metrics::ObserveRpc(absl::string_view method, absl::StatusCode code, double seconds) {

@@ -57,6 +57,10 @@ class Metrics : public prometheus::Collectable {
   // A container was recorded exited, with its reason (Completed, Error, ...).
   void ObserveContainerExit(const std::string& reason);
 
+  // One CNI plugin execution: crius_cni_plugin_duration_seconds{operation,plugin}
+  // observes `seconds`; a failure adds 1 to crius_cni_plugin_failures_total.
+  void ObserveCniPlugin(absl::string_view operation, absl::string_view plugin, double seconds, bool ok);
+
   // Counts of pods and containers by state, read at each scrape from the
   // runtime's tables (crius_pods{state}, crius_containers{state}).
   using StateCounts = std::map<std::string, int64_t>;
@@ -82,6 +86,8 @@ class Metrics : public prometheus::Collectable {
   prometheus::Histogram& pull_durations_;
   prometheus::Histogram& pod_ready_;
   prometheus::Family<prometheus::Counter>& exits_;
+  prometheus::Family<prometheus::Histogram>& cni_durations_;
+  prometheus::Family<prometheus::Counter>& cni_failures_;
   ProcessCollector process_;
   std::function<void(StateCounts&, StateCounts&)> state_source_ ABSL_GUARDED_BY(mu_);
 

@@ -178,7 +178,7 @@ absl::StatusOr<crius::monitor::Response> CallMonitor(const std::string& dir,
   return resp;
 }
 
-void ReleasePins(const std::string& dir) {
+void ReleasePins(const std::string& dir, bool keep_net) {
   std::string shm = absl::StrCat(dir, "/shm");
   ::umount2(shm.c_str(), MNT_DETACH);
   ::rmdir(shm.c_str());
@@ -191,11 +191,12 @@ void ReleasePins(const std::string& dir) {
   }
   ::closedir(d);
   for (const std::string& name : names) {
+    if (keep_net && name == "net") continue;
     std::string path = absl::StrCat(ns, "/", name);
     ::umount2(path.c_str(), MNT_DETACH);
     ::unlink(path.c_str());
   }
-  ::rmdir(ns.c_str());
+  ::rmdir(ns.c_str());  // fails, harmlessly, while the netns pin stays
 }
 
 }  // namespace crius::sandbox

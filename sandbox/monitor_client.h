@@ -37,7 +37,8 @@ absl::StatusOr<crius::monitor::Response> CallMonitor(const std::string& dir,
                                                      int timeout_ms = 10000);
 
 // Releases what a monitor that died without its teardown left: pinned
-// namespace mounts under dir/ns and the pod's /dev/shm.
-void ReleasePins(const std::string& dir);
+// namespace mounts under dir/ns and the pod's /dev/shm. With keep_net the
+// netns pin stays: a pod network still attached is detached inside it.
+void ReleasePins(const std::string& dir, bool keep_net = false);
 
 }  // namespace crius::sandbox

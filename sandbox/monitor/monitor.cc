@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <net/if.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -21,10 +23,24 @@
 #include "absl/strings/match.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "common/unique_fd.h"
 #include "sandbox/monitor_wire.h"
 
 namespace crius::monitor {
 namespace {
+
+// A new netns has lo down; containers expect 127.0.0.1 to work whatever
+// the CNI network configures.
+absl::Status LoopbackUp() {
+  UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!sock) return ErrnoError(errno, "socket for lo");
+  struct ifreq ifr = {};
+  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  if (::ioctl(sock.get(), SIOCGIFFLAGS, &ifr) != 0) return ErrnoError(errno, "get lo flags");
+  ifr.ifr_flags |= IFF_UP;
+  if (::ioctl(sock.get(), SIOCSIFFLAGS, &ifr) != 0) return ErrnoError(errno, "bring lo up");
+  return absl::OkStatus();
+}
 
 absl::Status Usage(absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(
@@ -127,6 +143,7 @@ absl::Status Monitor::Setup() {
   int flags = (options_.new_net ? CLONE_NEWNET : 0) | (options_.new_ipc ? CLONE_NEWIPC : 0) |
               (options_.new_uts ? CLONE_NEWUTS : 0);
   if (flags != 0 && ::unshare(flags) != 0) return ErrnoError(errno, "unshare pod namespaces");
+  if (options_.new_net) CRIUS_RETURN_IF_ERROR(LoopbackUp());
   if (options_.new_uts && !options_.hostname.empty() &&
       ::sethostname(options_.hostname.data(), options_.hostname.size()) != 0) {
     return ErrnoError(errno, absl::StrCat("set hostname ", options_.hostname));

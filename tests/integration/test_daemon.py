@@ -72,13 +72,15 @@ def test_version_names_crius_and_cri_v1(daemon):
     assert v.runtime_version and v.runtime_version in printed
 
 
-def test_status_reports_both_conditions_with_reasons(daemon):
-    s = daemon.runtime.Status(daemon.pb.StatusRequest())
+def test_status_reports_both_conditions_with_reasons(make_daemon, tmp):
+    # A node without any CNI config: the network is not ready, and says why.
+    d = make_daemon(config=f'[network]\ncni_conf_dir = "{tmp}/none"\n')
+    s = d.runtime.Status(d.pb.StatusRequest())
     conditions = {c.type: c for c in s.status.conditions}
     assert conditions["RuntimeReady"].status is True
     network = conditions["NetworkReady"]
     assert network.status is False
-    assert network.reason and network.message
+    assert network.reason == "NetworkPluginNotReady" and network.message
     assert dict(s.info) == {}, "info is only for verbose requests"
 
 
@@ -97,7 +99,8 @@ def test_handler_names_come_from_config():
         d.stop()
 
 
-def test_verbose_status_info_is_json(daemon):
+def test_verbose_status_info_is_json(make_daemon):
+    daemon = make_daemon(loopback_cni=False)
     s = daemon.runtime.Status(daemon.pb.StatusRequest(verbose=True))
     config = json.loads(s.info["config"])
     assert config["root"] == str(daemon.root)
@@ -372,6 +375,12 @@ def test_network_readiness_says_what_cni_config_the_node_has(workdir):
         assert f"no valid CNI network config in {workdir}/net.d" in network().message
         with open(f"{workdir}/net.d/10-pods.conflist", "w") as f:
             f.write('{"cniVersion":"1.0.0","name":"pods","plugins":[{"type":"loopback"}]}')
-        assert network().status is False  # no pod networks in this build yet
-        assert 'CNI network "pods"' in network().message
+        assert network().status is True
+        assert network().reason == "" and network().message == ""
+        info = json.loads(d.runtime.Status(d.pb.StatusRequest(verbose=True)).info["runtime"])
+        assert info["cni"]["network"] == "pods"
+        assert info["cni"]["file"] == f"{workdir}/net.d/10-pods.conflist"
+        # Removed while criusd runs: noticed at once.
+        os.unlink(f"{workdir}/net.d/10-pods.conflist")
+        assert network().status is False
         d.stop()

@@ -14,6 +14,7 @@ import subprocess
 import tomllib
 import urllib.request
 
+import grpc
 import pytest
 import yaml
 
@@ -330,14 +331,29 @@ def test_criusd_sends_nothing_when_start_up_fails(notify_socket, workdir):
 
 @pytest.fixture(scope="module")
 def scraped_names():
-    """Sample names of one scrape of a criusd that served a few RPCs."""
+    """Sample names of one scrape of a criusd that served a few RPCs and ran CNI
+    plugins, one of which failed (labelled families show once observed)."""
     address = f"127.0.0.1:{free_port()}"
-    with Daemon(config=f'[metrics]\naddress = "{address}"\n') as d:
-        d.start()
-        d.runtime.Status(d.pb.StatusRequest())
-        with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as r:
-            text = r.read().decode()
-        d.stop()
+    net_d = short_tmpdir("crius-net-")
+    try:
+        # loopback, then tuning failing on a sysctl that does not exist: both act
+        # only inside the pod's own netns.
+        (net_d / "10-lo.conflist").write_text(json.dumps({
+            "cniVersion": "1.0.0", "name": "lo", "plugins": [
+                {"type": "loopback"}, {"type": "tuning", "sysctl": {"net.crius.no_such": "1"}}]}))
+        with Daemon(config=f'[metrics]\naddress = "{address}"\n'
+                           f'[network]\ncni_conf_dir = "{net_d}"\n') as d:
+            d.start()
+            d.runtime.Status(d.pb.StatusRequest())
+            pb = d.pb
+            with pytest.raises(grpc.RpcError):
+                d.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=pb.PodSandboxConfig(
+                    metadata=pb.PodSandboxMetadata(name="m", namespace="m", uid="m"))), timeout=60)
+            with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as r:
+                text = r.read().decode()
+            d.stop()
+    finally:
+        remove_tree(net_d)
     return {re.split(r"[{ ]", line, 1)[0] for line in text.splitlines()
             if line and not line.startswith("#")}
 

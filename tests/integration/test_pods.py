@@ -225,8 +225,11 @@ def test_a_killed_monitor_makes_the_pod_not_ready(d):
     os.kill(i["monitorPid"], signal.SIGKILL)
     assert wait_gone(i["monitorPid"])
     assert status(d, pod_id).status.state == pb.SANDBOX_NOTREADY
-    for path in i["namespaces"].values():
-        assert not os.path.exists(path)
+    # Every pin is released but the netns: its CNI DEL, at StopPodSandbox, needs it.
+    for kind, path in i["namespaces"].items():
+        assert os.path.exists(path) == (kind == "net"), kind
+    d.runtime.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+    assert not os.path.exists(i["namespaces"]["net"])
     remove(d, pod_id)
 
 

@@ -37,10 +37,17 @@ class Daemon:
     binary: a path, or a list (a command prefix, e.g. [python, fake_criusd.py]).
     config: TOML text written to workdir/crius.toml and passed with --config.
     failpoints: names for CRIUS_FAILPOINTS (criusd SIGKILLs itself there).
+    loopback_cni: (default: when binary is the real criusd) unless the config has a [network] section, point criusd at a
+        CNI directory of workdir holding one network of the loopback plugin
+        alone, so pods get a network that touches nothing outside their netns.
+    netns: a harness.netns.Netns (or a path): criusd runs inside it (nsenter),
+        and so do the CNI plugins it runs.
     """
 
     def __init__(self, binary=None, config=None, args=(), env=None, failpoints=(),
-                 workdir=None, start_timeout=30):
+                 workdir=None, start_timeout=30, loopback_cni=None, netns=None):
+        if loopback_cni is None:
+            loopback_cni = binary is None
         binary = binary or criusd_path()
         if binary is None:
             raise DaemonError("no criusd: set CRIUS_CRIUSD or CRIUS_BUILD_DIR")
@@ -54,6 +61,14 @@ class Daemon:
         self.socket = self.workdir / "crius.sock"
         self.log_path = self.workdir / "criusd.log"
         self.config_path = None
+        self.netns_path = getattr(netns, "path", netns)
+        if loopback_cni and "[network]" not in (config or ""):
+            net_d = self.workdir / "net.d"
+            net_d.mkdir()
+            (net_d / "10-loopback.conflist").write_text(
+                '{"cniVersion": "1.0.0", "name": "crius-test-lo", '
+                '"plugins": [{"type": "loopback"}]}\n')
+            config = (config or "") + f'\n[network]\ncni_conf_dir = "{net_d}"\n'
         if config is not None:
             self.config_path = self.workdir / "crius.toml"
             self.config_path.write_text(config)
@@ -68,7 +83,8 @@ class Daemon:
     # -- process ------------------------------------------------------------
 
     def command(self):
-        cmd = self.command_prefix + ["--root", str(self.root), "--state", str(self.state),
+        prefix = ["nsenter", f"--net={self.netns_path}"] if self.netns_path else []
+        cmd = prefix + self.command_prefix + ["--root", str(self.root), "--state", str(self.state),
                                      "--listen", f"unix://{self.socket}"]
         if self.config_path:
             cmd += ["--config", str(self.config_path)]

@@ -17,9 +17,11 @@ import os
 import stat
 import subprocess
 import tarfile
+import tempfile
 from dataclasses import dataclass
 
 from .fixtures import fixture_binary
+from .util import build_dir
 
 MT_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -320,6 +322,61 @@ def sleeper_image(**settings):
     with open(fixture_binary("sleeper"), "rb") as f:
         layer = Layer().file("sleeper", f.read(), mode=0o755)
     return Image([layer], **{"entrypoint": ["/sleeper"], "env": None, **settings})
+
+
+NGINX_CONF = """user nobody nogroup;
+worker_processes 1;
+pid /tmp/nginx.pid;
+error_log stderr;
+events { worker_connections 64; }
+http {
+  access_log off;
+  server {
+    listen 80;
+    location / { root /srv/www; }
+  }
+}
+"""
+NGINX_INDEX = "hello from nginx in a crius pod\n"
+
+
+def debian_deb(package):
+    """The .deb of `package` that build.sh downloaded into the build dir."""
+    debs = sorted((build_dir() / "test-debs").glob(f"{package}_*.deb")) if build_dir() else []
+    if not debs:
+        raise FileNotFoundError(f"no {package}_*.deb in $CRIUS_BUILD_DIR/test-debs "
+                                "(build.sh test downloads it)")
+    return debs[-1]
+
+
+def add_binary_with_libraries(layer, path, root="/"):
+    """The ELF at root+path as /path, plus every shared library ldd resolves for it
+    (taken from the host, at the paths the loader will look them up)."""
+    full = os.path.join(root, path.lstrip("/"))
+    with open(full, "rb") as f:
+        layer.file(path, f.read(), mode=0o755)
+    out = subprocess.run(["ldd", full], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        lib = parts[2] if len(parts) >= 3 and parts[1] == "=>" else parts[0]
+        if not lib.startswith("/"):
+            continue  # linux-vdso
+        with open(lib, "rb") as f:
+            layer.file(lib, f.read(), mode=0o755)
+    return layer
+
+
+def nginx_image(**settings):
+    """Debian's nginx (from its .deb, with the host's copies of its libraries) on
+    top of busybox_layer(): serves NGINX_INDEX on port 80 as nobody."""
+    with tempfile.TemporaryDirectory(prefix="crius-nginx-") as root:
+        subprocess.run(["dpkg-deb", "-x", str(debian_deb("nginx")), root], check=True)
+        layer = add_binary_with_libraries(Layer(), "/usr/sbin/nginx", root)
+    layer.file("etc/nginx/nginx.conf", NGINX_CONF).file("srv/www/index.html", NGINX_INDEX)
+    layer.dir("var/log/nginx").dir("var/lib/nginx")
+    return Image([busybox_layer(), layer],
+                 **{"entrypoint": ["/usr/sbin/nginx", "-g", "daemon off;"], "cmd": None,
+                    "env": [DEFAULT_PATH], **settings})
 
 
 def _clean(path):
