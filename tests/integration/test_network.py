@@ -284,6 +284,29 @@ def test_pod_cidr_from_update_runtime_config_reaches_plugins_that_ask(make_node,
     node.assert_pod_network_gone(pod_id)
 
 
+def test_a_dual_stack_network_gives_ipv4_then_ipv6(make_node, tmp):
+    ipam_extra = {"ranges": [[{"subnet": SUBNET}], [{"subnet": "fd00:88::/64"}]],
+                  "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]}
+    node = make_node(net_conf=conflist(tmp / "ipam", ipam_extra=ipam_extra))
+    node.pull(node.images["nginx"])
+    cfg = node.pod_config("dual")
+    pod_id = node.run_pod(cfg)
+    net = node.pod_status(pod_id).status.network
+    assert net.ip.startswith("10.88.")
+    assert [a.ip for a in net.additional_ips] == [ip for ip in node.reserved_ips() if ":" in ip]
+    assert net.additional_ips[0].ip.startswith("fd00:88::")
+    node.run_container(pod_id, cfg, node.images["nginx"])
+    # nginx listens on IPv4 only; the pod answers pings on its IPv6 address
+    # once duplicate address detection has let the address go (a second or two).
+    deadline = time.monotonic() + 15
+    while node.ns.run(["ping", "-6", "-c1", "-W1", net.additional_ips[0].ip]).returncode != 0:
+        assert time.monotonic() < deadline, "the pod's IPv6 address does not answer"
+        time.sleep(0.2)
+    assert node.http_get_eventually(f"http://{net.ip}/")[0] == 200
+    node.remove_pod(pod_id)
+    node.assert_pod_network_gone(pod_id)
+
+
 # --- teardown that must still work --------------------------------------------
 
 def test_stop_after_a_criusd_restart_detaches_from_the_cached_result(node):
