@@ -14,6 +14,7 @@
 #include "common/status.h"
 #include "common/undo.h"
 #include "cri/container_ops.h"
+#include "cri/container_security.h"
 #include "cri/handlers.h"
 #include "cri/sandbox_ops.h"
 #include "sandbox/monitor_client.h"
@@ -134,6 +135,9 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
     destinations.insert(m.container_path());
   }
 
+  crius::monitor::ContainerSpec security;
+  CRIUS_RETURN_IF_ERROR(ApplySecurityContext(config, pod->config, &security));
+
   const v1::PodSandboxMetadata& pm = pod->config.metadata();
   auto c = std::make_shared<Container>();
   c->id = NewId();
@@ -203,6 +207,7 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
   spec->set_log_path(log_path);
   spec->set_new_pid_namespace(config.linux().security_context().namespace_options().pid() == v1::CONTAINER);
   spec->set_readonly_rootfs(config.linux().security_context().readonly_rootfs());
+  spec->MergeFrom(security);
   spec->set_tty(config.tty());
   spec->set_stdin(config.stdin());
   if (pod->config.linux().security_context().namespace_options().ipc() != v1::NODE) {

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "common/undo.h"
+#include "cri/container_security.h"
 #include "cri/handlers.h"
 #include "cri/sandbox_ops.h"
 #include "network/pod_network.h"
@@ -128,6 +129,7 @@ absl::Status Validate(const Runtime& rt, const v1::RunPodSandboxRequest& req) {
 absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
                         v1::RunPodSandboxResponse* resp) {
   CRIUS_RETURN_IF_ERROR(Validate(rt, req));
+  CRIUS_ASSIGN_OR_RETURN(auto sysctls, PodSysctls(req.config()));
   const v1::PodSandboxConfig& c = req.config();
   const v1::PodSandboxMetadata& m = c.metadata();
   std::string name = absl::StrCat(m.name(), "_", m.namespace_(), "_", m.uid(), "_", m.attempt());
@@ -199,6 +201,7 @@ absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
   launch.new_ipc = ns.ipc() != v1::NODE;
   launch.pod_pid = ns.pid() == v1::POD;
   launch.hostname = files.hostname;
+  launch.sysctls = std::move(sysctls);
   absl::StatusOr<crius::monitor::PodState> state = sandbox::StartMonitor(launch);
   if (!state.ok()) return Annotate(state.status(), "start the pod's monitor");
   undo.Push("stop the monitor", [&rt, pod] { (void)ShutdownMonitor(rt, *pod); });

@@ -5,6 +5,8 @@
 #include <sys/types.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "monitor.pb.h"
@@ -20,6 +22,7 @@ struct MonitorLaunch {
   bool new_uts = true;
   bool pod_pid = false;
   std::string hostname;
+  std::vector<std::pair<std::string, std::string>> sysctls;  // validated by the caller
   int ready_timeout_ms = 10000;
 };
 

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <linux/openat2.h>
 #include <sched.h>
 #include <signal.h>
@@ -14,6 +16,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -37,19 +40,6 @@ namespace {
   ssize_t ignored = ::write(p.sync_w, msg.data(), msg.size());
   (void)ignored;
   ::_exit(127);
-}
-
-// containerd's default capability set for containers that are not privileged.
-constexpr int kDefaultCaps[] = {CAP_CHOWN,  CAP_DAC_OVERRIDE, CAP_FSETID,           CAP_FOWNER,
-                                CAP_MKNOD,  CAP_NET_RAW,      CAP_SETGID,           CAP_SETUID,
-                                CAP_SETFCAP, CAP_SETPCAP,     CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT,
-                                CAP_KILL,   CAP_AUDIT_WRITE};
-
-bool IsDefaultCap(int cap) {
-  for (int c : kDefaultCaps) {
-    if (c == cap) return true;
-  }
-  return false;
 }
 
 int LastCap() {
@@ -145,17 +135,67 @@ void MountIn(const InitPipes& p, int root, const char* type, const std::string& 
   ::close(target);
 }
 
+// An existing path below `root`, resolved as the container would see it;
+// -1 with errno ENOENT when it is not there.
+int OpenExistingInRoot(int root, const std::string& path) {
+  struct open_how how = {};
+  how.flags = O_PATH | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  std::string rel = path.substr(path.find_first_not_of('/') == std::string::npos ? path.size()
+                                                                                   : path.find_first_not_of('/'));
+  return static_cast<int>(::syscall(SYS_openat2, root, rel.empty() ? "." : rel.c_str(), &how, sizeof how));
+}
+
+// Masked paths hide what is there: a directory under an empty read-only
+// tmpfs, anything else under /dev/null. Paths the image lacks are skipped,
+// as runc skips them.
+void Mask(const InitPipes& p, int root, const std::string& path) {
+  int fd = OpenExistingInRoot(root, path);
+  if (fd < 0) {
+    if (errno == ENOENT) return;
+    Fail(p, absl::StrCat("open masked path ", path), errno);
+  }
+  struct stat st;
+  std::string proc = absl::StrCat("/proc/self/fd/", fd);
+  bool dir = ::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+  int rc = dir ? ::mount("tmpfs", proc.c_str(), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0")
+               : ::mount("/dev/null", proc.c_str(), nullptr, MS_BIND, nullptr);
+  if (rc != 0) Fail(p, absl::StrCat("mask ", path), errno);
+  ::close(fd);
+}
+
+void MakeReadonly(const InitPipes& p, int root, const std::string& path) {
+  int fd = OpenExistingInRoot(root, path);
+  if (fd < 0) {
+    if (errno == ENOENT) return;
+    Fail(p, absl::StrCat("open read-only path ", path), errno);
+  }
+  std::string proc = absl::StrCat("/proc/self/fd/", fd);
+  if (::mount(proc.c_str(), proc.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+    Fail(p, absl::StrCat("bind read-only path ", path), errno);
+  }
+  ::close(fd);
+  fd = OpenExistingInRoot(root, path);  // the new mount, not the one beneath
+  proc = absl::StrCat("/proc/self/fd/", fd);
+  if (fd < 0 || ::mount(nullptr, proc.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+                        nullptr) != 0) {
+    Fail(p, absl::StrCat("make ", path, " read-only"), errno);
+  }
+  ::close(fd);
+}
+
 struct Ids {
   uid_t uid = 0;
   gid_t gid = 0;
   std::string home = "/";
+  std::string name;  // from /etc/passwd, when the user is there
 };
 
 // "uid[:gid]" or "name[:group]" against the container's own /etc/passwd and
 // /etc/group (read after pivot_root).
 bool ResolveUser(const std::string& spec, Ids* ids, std::string* error) {
-  if (spec.empty()) return true;
-  std::pair<std::string, std::string> ug = absl::StrSplit(spec, absl::MaxSplits(':', 1));
+  // No user: root, still looked up for its home and groups.
+  std::pair<std::string, std::string> ug = absl::StrSplit(spec.empty() ? "0" : spec, absl::MaxSplits(':', 1));
   bool uid_numeric = absl::SimpleAtoi(ug.first, &ids->uid);
   bool user_found = uid_numeric;
   std::ifstream passwd("/etc/passwd");
@@ -168,6 +208,7 @@ bool ResolveUser(const std::string& spec, Ids* ids, std::string* error) {
       ids->uid = uid;
       absl::SimpleAtoi(f[3], &ids->gid);
       ids->home = f[5];
+      ids->name = f[0];
       user_found = true;
       break;
     }
@@ -223,10 +264,23 @@ bool FindExecutable(const std::string& name, const std::string& path_env, std::s
   return false;
 }
 
-void DropCapabilities(const InitPipes& p, bool root) {
+// The bounding set is cut to the container's capabilities before setuid;
+// a root user then gets them as effective, permitted and inheritable.
+void SetCapabilities(const InitPipes& p, const ContainerSpec& spec, bool root) {
+  uint64_t keep = 0;
+  for (uint32_t cap : spec.capabilities()) {
+    if (cap < 64) keep |= uint64_t{1} << cap;
+  }
+  // Nobody gets what the node withholds from us (a bounding set without
+  // CAP_SYS_RESOURCE, say): "ALL" means all we have.
+  struct __user_cap_header_struct own_header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct own[2] = {};
+  if (::syscall(SYS_capget, &own_header, own) == 0) {
+    keep &= uint64_t{own[0].permitted} | (uint64_t{own[1].permitted} << 32);
+  }
   int last = LastCap();
   for (int cap = 0; cap <= last; ++cap) {
-    if (!IsDefaultCap(cap) && ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
+    if (!(keep & (uint64_t{1} << cap)) && ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
       Fail(p, absl::StrCat("drop capability ", cap, " from the bounding set"), errno);
     }
   }
@@ -234,11 +288,44 @@ void DropCapabilities(const InitPipes& p, bool root) {
   if (!root) return;  // setuid to a non-root user already cleared them
   struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
   struct __user_cap_data_struct data[2] = {};
-  for (int cap : kDefaultCaps) {
+  for (int cap = 0; cap <= last && cap < 64; ++cap) {
+    if (!(keep & (uint64_t{1} << cap))) continue;
     data[cap / 32].effective |= 1u << (cap % 32);
     data[cap / 32].permitted |= 1u << (cap % 32);
+    data[cap / 32].inheritable |= 1u << (cap % 32);
   }
   if (::syscall(SYS_capset, &header, data) != 0) Fail(p, "set capabilities", errno);
+}
+
+// The filter criusd compiled (struct sock_filter[]), as is.
+void InstallSeccomp(const InitPipes& p, const ContainerSpec& spec) {
+  const std::string& bpf = spec.seccomp_bpf();
+  size_t n = bpf.size() / sizeof(struct sock_filter);
+  if (bpf.size() % sizeof(struct sock_filter) != 0 || n == 0 || n > BPF_MAXINSNS) {
+    Fail(p, "the seccomp program is malformed");
+  }
+  struct sock_fprog prog = {static_cast<unsigned short>(n),
+                            reinterpret_cast<struct sock_filter*>(const_cast<char*>(bpf.data()))};
+  unsigned int flags = spec.seccomp_log() ? SECCOMP_FILTER_FLAG_LOG : 0;
+  if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog) != 0) {
+    Fail(p, "install the seccomp filter", errno);
+  }
+}
+
+// The groups of `user` in the image's /etc/group (supplemental groups
+// policy Merge).
+std::vector<gid_t> ImageGroups(const std::string& user) {
+  std::vector<gid_t> out;
+  std::ifstream group("/etc/group");
+  for (std::string line; std::getline(group, line);) {
+    std::vector<std::string> f = absl::StrSplit(line, ':');
+    gid_t gid;
+    if (f.size() < 4 || !absl::SimpleAtoi(f[2], &gid)) continue;
+    for (absl::string_view member : absl::StrSplit(f[3], ',')) {
+      if (member == user) out.push_back(gid);
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -291,8 +378,13 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
     Bind(p, root, spec.shm(), "/dev/shm", false);
   }
   MountIn(p, root, "mqueue", "/dev/mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
-  MountIn(p, root, "sysfs", "/sys", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, nullptr);
+  MountIn(p, root, "sysfs", "/sys", MS_NOSUID | MS_NODEV | MS_NOEXEC | (spec.privileged() ? 0 : MS_RDONLY),
+          nullptr);
   for (const Mount& m : spec.mounts()) Bind(p, root, m.source(), m.destination(), m.readonly());
+  // After the CRI mounts, as runc orders them: a masked path stays masked
+  // whatever was mounted over its parent.
+  for (const std::string& path : spec.masked_paths()) Mask(p, root, path);
+  for (const std::string& path : spec.readonly_paths()) MakeReadonly(p, root, path);
 
   if (::fchdir(root) != 0) Fail(p, "enter the root filesystem", errno);
   for (const auto& [link, target] : {std::pair{"dev/fd", "/proc/self/fd"}, {"dev/stdin", "/proc/self/fd/0"},
@@ -325,11 +417,23 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
   }
 
   std::vector<gid_t> groups(spec.additional_gids().begin(), spec.additional_gids().end());
+  if (spec.merge_image_groups() && !ids.name.empty()) {
+    for (gid_t g : ImageGroups(ids.name)) {
+      if (std::find(groups.begin(), groups.end(), g) == groups.end()) groups.push_back(g);
+    }
+  }
   if (::setgroups(groups.size(), groups.data()) != 0) Fail(p, "setgroups", errno);
-  DropCapabilities(p, false);
+  // Without no_new_privs, installing a filter takes CAP_SYS_ADMIN, which the
+  // process has only until the capabilities are set: install it first. The
+  // few calls left before execve are allowed by any profile a container can
+  // run under (runc orders it the same way).
+  if (!spec.seccomp_bpf().empty() && !spec.no_new_privs()) InstallSeccomp(p, spec);
+  SetCapabilities(p, spec, false);
   if (::setresgid(ids.gid, ids.gid, ids.gid) != 0) Fail(p, absl::StrCat("setgid ", ids.gid), errno);
   if (::setresuid(ids.uid, ids.uid, ids.uid) != 0) Fail(p, absl::StrCat("setuid ", ids.uid), errno);
-  if (ids.uid == 0) DropCapabilities(p, true);
+  if (ids.uid == 0) SetCapabilities(p, spec, true);
+  if (spec.no_new_privs() && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) Fail(p, "set no_new_privs", errno);
+  if (!spec.seccomp_bpf().empty() && spec.no_new_privs()) InstallSeccomp(p, spec);
 
   std::vector<std::string> env(spec.env().begin(), spec.env().end());
   if (EnvValue(spec.env(), "HOME").empty()) env.push_back(absl::StrCat("HOME=", ids.home));

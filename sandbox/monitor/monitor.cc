@@ -15,11 +15,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/match.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -39,6 +41,18 @@ absl::Status LoopbackUp() {
   if (::ioctl(sock.get(), SIOCGIFFLAGS, &ifr) != 0) return ErrnoError(errno, "get lo flags");
   ifr.ifr_flags |= IFF_UP;
   if (::ioctl(sock.get(), SIOCSIFFLAGS, &ifr) != 0) return ErrnoError(errno, "bring lo up");
+  return absl::OkStatus();
+}
+
+// /proc/sys files of net.*, ipc and uts sysctls belong to the namespaces of
+// whoever opens them: ours, the pod's. criusd has validated the key.
+absl::Status WriteSysctl(const std::string& key, const std::string& value) {
+  std::string path = "/proc/sys/" + key;
+  if (key.find('/') == std::string::npos) std::replace(path.begin() + 10, path.end(), '.', '/');
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd || ::write(fd.get(), value.data(), value.size()) != static_cast<ssize_t>(value.size())) {
+    return ErrnoError(errno, absl::StrCat("set sysctl ", key, "=", value));
+  }
   return absl::OkStatus();
 }
 
@@ -102,6 +116,10 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
       o.pod_pid = value == "pod";
     } else if (flag == "--hostname") {
       o.hostname = value;
+    } else if (flag == "--sysctl") {
+      std::pair<std::string, std::string> kv = absl::StrSplit(value, absl::MaxSplits('=', 1));
+      if (kv.first.empty() || value.find('=') == std::string::npos) return Usage("--sysctl: key=value");
+      o.sysctls.push_back(kv);
     } else if (flag == "--ready-fd") {
       if (!absl::SimpleAtoi(value, &o.ready_fd) || o.ready_fd < 0) return Usage("--ready-fd: a number");
     } else {
@@ -148,6 +166,7 @@ absl::Status Monitor::Setup() {
       ::sethostname(options_.hostname.data(), options_.hostname.size()) != 0) {
     return ErrnoError(errno, absl::StrCat("set hostname ", options_.hostname));
   }
+  for (const auto& [key, value] : options_.sysctls) CRIUS_RETURN_IF_ERROR(WriteSysctl(key, value));
   pid_t self = ::getpid();
   absl::Status st;
   if (options_.new_net) st.Update(Pin("net", self));

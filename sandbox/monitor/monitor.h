@@ -9,6 +9,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -26,6 +28,9 @@ struct Options {
   bool new_uts = true;
   bool pod_pid = false;  // one pid namespace for the whole pod
   std::string hostname;
+  // Namespaced sysctls ("net.ipv4.ip_forward" or "net/ipv4/ip_forward"),
+  // written in the pod's namespaces once they exist.
+  std::vector<std::pair<std::string, std::string>> sysctls;
   int ready_fd = -1;     // criusd reads "ok" or an error from here
 };
 

@@ -1,0 +1,182 @@
+#include "cri/container_security.h"
+
+#include <linux/capability.h>
+#include <sys/capability.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/status.h"
+
+namespace crius::cri {
+namespace {
+
+absl::Status Invalid(absl::string_view field, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
+}
+
+int LastCapability() {
+  static const int last = [] {
+    std::ifstream in("/proc/sys/kernel/cap_last_cap");
+    int n = CAP_LAST_CAP;
+    in >> n;
+    return n;
+  }();
+  return last;
+}
+
+std::set<int> AllCapabilities() {
+  std::set<int> all;
+  for (int c = 0; c <= LastCapability(); ++c) all.insert(c);
+  return all;
+}
+
+// "NET_ADMIN", "CAP_NET_ADMIN", "cap_net_admin": one capability; -1 if unknown.
+int CapabilityNumber(const std::string& name) {
+  std::string lower = absl::AsciiStrToLower(name);
+  if (!absl::StartsWith(lower, "cap_")) lower = "cap_" + lower;
+  for (char c : lower) {
+    if (!absl::ascii_isalnum(c) && c != '_') return -1;  // cap_from_name also takes numbers
+  }
+  cap_value_t value;
+  if (cap_from_name(lower.c_str(), &value) != 0 || value > LastCapability()) return -1;
+  return value;
+}
+
+bool IsAll(const std::string& name) { return absl::AsciiStrToUpper(name) == "ALL" || absl::AsciiStrToUpper(name) == "CAP_ALL"; }
+
+absl::Status CheckPaths(const google::protobuf::RepeatedPtrField<std::string>& paths, absl::string_view field) {
+  for (int i = 0; i < paths.size(); ++i) {
+    const std::string& p = paths[i];
+    bool clean = !p.empty() && p[0] == '/';
+    for (absl::string_view part : absl::StrSplit(p, '/')) clean = clean && part != "..";
+    if (!clean || p.find('\0') != std::string::npos) {
+      return Invalid(absl::StrCat(field, "[", i, "]"), absl::StrCat("\"", p, "\" is not a clean absolute path"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+const std::vector<int>& DefaultCapabilities() {
+  static const std::vector<int> caps = {CAP_CHOWN,  CAP_DAC_OVERRIDE, CAP_FSETID,           CAP_FOWNER,
+                                        CAP_MKNOD,  CAP_NET_RAW,      CAP_SETGID,           CAP_SETUID,
+                                        CAP_SETFCAP, CAP_SETPCAP,     CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT,
+                                        CAP_KILL,   CAP_AUDIT_WRITE};
+  return caps;
+}
+
+absl::StatusOr<std::vector<int>> Capabilities(const v1::LinuxContainerSecurityContext& sc) {
+  const std::string field = "config.linux.security_context.capabilities";
+  std::set<int> caps;
+  if (sc.privileged()) {
+    caps = AllCapabilities();
+  } else {
+    caps.insert(DefaultCapabilities().begin(), DefaultCapabilities().end());
+  }
+  const auto& add = sc.capabilities().add_capabilities();
+  const auto& drop = sc.capabilities().drop_capabilities();
+  // containerd's order: drop ALL empties the set, add ALL fills it, then
+  // the named ones are added and dropped.
+  if (std::any_of(drop.begin(), drop.end(), IsAll)) caps.clear();
+  if (std::any_of(add.begin(), add.end(), IsAll)) caps = AllCapabilities();
+  for (const auto* list : {&add, &drop}) {
+    bool adding = list == &add;
+    for (int i = 0; i < list->size(); ++i) {
+      const std::string& name = (*list)[i];
+      if (IsAll(name)) continue;
+      int cap = CapabilityNumber(name);
+      if (cap < 0) {
+        return Invalid(absl::StrCat(field, adding ? ".add_capabilities[" : ".drop_capabilities[", i, "]"),
+                       absl::StrCat("unknown capability \"", name, "\""));
+      }
+      if (adding) {
+        caps.insert(cap);
+      } else {
+        caps.erase(cap);
+      }
+    }
+  }
+  return std::vector<int>(caps.begin(), caps.end());
+}
+
+absl::Status ApplySecurityContext(const v1::ContainerConfig& config, const v1::PodSandboxConfig& pod,
+                                  crius::monitor::ContainerSpec* spec) {
+  const v1::LinuxContainerSecurityContext& sc = config.linux().security_context();
+  const std::string field = "config.linux.security_context";
+  if (sc.privileged() && !pod.linux().security_context().privileged()) {
+    return Invalid(absl::StrCat(field, ".privileged"),
+                   "a privileged container needs a privileged pod sandbox");
+  }
+  CRIUS_ASSIGN_OR_RETURN(std::vector<int> caps, Capabilities(sc));
+  for (int c : caps) spec->add_capabilities(static_cast<uint32_t>(c));
+  spec->set_privileged(sc.privileged());
+  spec->set_no_new_privs(sc.no_new_privs());
+  CRIUS_RETURN_IF_ERROR(CheckPaths(sc.masked_paths(), absl::StrCat(field, ".masked_paths")));
+  CRIUS_RETURN_IF_ERROR(CheckPaths(sc.readonly_paths(), absl::StrCat(field, ".readonly_paths")));
+  // A privileged container sees everything, as under containerd.
+  if (!sc.privileged()) {
+    for (const std::string& p : sc.masked_paths()) spec->add_masked_paths(p);
+    for (const std::string& p : sc.readonly_paths()) spec->add_readonly_paths(p);
+  }
+  for (int i = 0; i < sc.supplemental_groups_size(); ++i) {
+    int64_t g = sc.supplemental_groups(i);
+    if (g < 0 || g > 0xfffffffe) {
+      return Invalid(absl::StrCat(field, ".supplemental_groups[", i, "]"), absl::StrCat(g, " is not a group id"));
+    }
+  }
+  if (sc.has_run_as_user() && (sc.run_as_user().value() < 0 || sc.run_as_user().value() > 0xfffffffe)) {
+    return Invalid(absl::StrCat(field, ".run_as_user"), absl::StrCat(sc.run_as_user().value(), " is not a user id"));
+  }
+  if (sc.has_run_as_group() && (sc.run_as_group().value() < 0 || sc.run_as_group().value() > 0xfffffffe)) {
+    return Invalid(absl::StrCat(field, ".run_as_group"), absl::StrCat(sc.run_as_group().value(), " is not a group id"));
+  }
+  if (!v1::SupplementalGroupsPolicy_IsValid(sc.supplemental_groups_policy())) {
+    return Invalid(absl::StrCat(field, ".supplemental_groups_policy"),
+                   absl::StrCat(sc.supplemental_groups_policy(), " is neither Merge nor Strict"));
+  }
+  spec->set_merge_image_groups(sc.supplemental_groups_policy() == v1::Merge);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> PodSysctls(
+    const v1::PodSandboxConfig& pod) {
+  const v1::NamespaceOption& ns = pod.linux().security_context().namespace_options();
+  std::map<std::string, std::string> sorted(pod.linux().sysctls().begin(), pod.linux().sysctls().end());
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [key, value] : sorted) {
+    std::string field = absl::StrCat("config.linux.sysctls[\"", key, "\"]");
+    std::string dotted = key;
+    std::replace(dotted.begin(), dotted.end(), '/', '.');
+    bool clean = !dotted.empty() && dotted.front() != '.' && dotted.back() != '.' &&
+                 !absl::StrContains(dotted, "..");
+    for (char c : dotted) clean = clean && (absl::ascii_isalnum(c) || c == '.' || c == '_' || c == '-');
+    if (!clean) return Invalid(field, "is not a sysctl name");
+    if (value.empty() || value.find_first_of("\n\0", 0, 2) != std::string::npos) {
+      return Invalid(field, absl::StrCat("value \"", value, "\" is empty or has a newline"));
+    }
+    bool net = absl::StartsWith(dotted, "net.");
+    bool ipc = absl::StartsWith(dotted, "kernel.shm") || absl::StartsWith(dotted, "kernel.msg") ||
+               dotted == "kernel.sem" || absl::StartsWith(dotted, "fs.mqueue.");
+    if (!net && !ipc) {
+      return Invalid(field, "is not a namespaced sysctl: it would change the whole node");
+    }
+    if (net && ns.network() == v1::NODE) {
+      return Invalid(field, "the pod uses the node's network namespace: setting it would change the node");
+    }
+    if (ipc && ns.ipc() == v1::NODE) {
+      return Invalid(field, "the pod uses the node's IPC namespace: setting it would change the node");
+    }
+    out.emplace_back(key, value);
+  }
+  return out;
+}
+
+}  // namespace crius::cri

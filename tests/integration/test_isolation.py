@@ -1,0 +1,277 @@
+"""A container fenced as runc fences it under containerd: capabilities,
+no_new_privs, privileged, masked and read-only paths, users and groups,
+seccomp, and the pod's sysctls; each request checked from inside a real
+container, and each bad request refused before anything is made."""
+import os
+import time
+
+import grpc
+import pytest
+
+from harness import oci
+from harness.fixtures import fixture_binary
+
+pytestmark = pytest.mark.usefixtures("leak_check")
+
+PASSWD = ("root:x:0:0:root:/root:/bin/sh\n"
+          "app:x:1000:1000:app:/home/app:/bin/sh\n"
+          "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+GROUP = ("root:x:0:\napp:x:1000:\naudio:x:29:app\nvideo:x:44:other,app\nstaff:x:50:other\n"
+         "nogroup:x:65534:\n")
+
+
+@pytest.fixture(scope="module")
+def fenced_image(registry):
+    with open(fixture_binary("euid"), "rb") as f:
+        euid = f.read()
+    extra = (oci.Layer()
+             .file("etc/passwd", PASSWD).file("etc/group", GROUP)
+             .file("bin/euid", euid, mode=0o4755)  # setuid root
+             .file("etc/secret", "s3cret\n").file("etc/neighbour", "hello\n")
+             .dir("srv/data").file("srv/data/file", "data\n")
+             .dir("home/app", uid=1000, gid=1000))
+    image = oci.Image([oci.busybox_layer(), extra], cmd=["sh"], env=["PATH=/bin"])
+    return oci.push(registry, image, "fenced").ref
+
+
+@pytest.fixture
+def d(make_daemon, registry, fenced_image):
+    d = make_daemon(config=f'[registry]\ninsecure = ["{registry.host}"]\n')
+    d.image.PullImage(d.pb.PullImageRequest(image=d.pb.ImageSpec(image=fenced_image)), timeout=60)
+    yield d
+    if d.running:
+        pb = d.pb
+        for p in d.runtime.ListPodSandbox(pb.ListPodSandboxRequest()).items:
+            d.runtime.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=p.id), timeout=30)
+            d.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=p.id), timeout=30)
+
+
+class Pod:
+    def __init__(self, d, tmp, image, privileged=False, sysctls=None, host_network=False):
+        pb = self.pb = d.pb
+        self.d, self.image, self.logs = d, image, tmp / "logs"
+        self.cfg = pb.PodSandboxConfig(
+            metadata=pb.PodSandboxMetadata(name="fenced", namespace="iso", uid="u-iso"),
+            log_directory=str(self.logs))
+        self.cfg.linux.security_context.privileged = privileged
+        if host_network:
+            self.cfg.linux.security_context.namespace_options.network = pb.NODE
+        for k, v in (sysctls or {}).items():
+            self.cfg.linux.sysctls[k] = v
+        self.id = d.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=self.cfg),
+                                          timeout=60).pod_sandbox_id
+        self.n = 0
+
+    def config(self, script, **sc):
+        pb = self.pb
+        self.n += 1
+        cfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=f"c{self.n}"),
+                                 image=pb.ImageSpec(image=self.image),
+                                 command=["sh", "-c", script], log_path=f"c{self.n}.log")
+        sec = cfg.linux.security_context
+        for key, value in sc.items():
+            if key in ("add", "drop"):
+                getattr(sec.capabilities, f"{key}_capabilities").extend(value)
+            elif key in ("masked_paths", "readonly_paths", "supplemental_groups"):
+                getattr(sec, key).extend(value)
+            elif key in ("run_as_user", "run_as_group"):
+                getattr(sec, key).value = value
+            elif key == "seccomp":
+                sec.seccomp.CopyFrom(value)
+            else:
+                setattr(sec, key, value)
+        return cfg
+
+    def create(self, cfg):
+        return self.d.runtime.CreateContainer(self.pb.CreateContainerRequest(
+            pod_sandbox_id=self.id, config=cfg, sandbox_config=self.cfg), timeout=60).container_id
+
+    def run(self, script, **sc):
+        """Runs `script` under the security context `sc`: (exit code, stdout+stderr)."""
+        cfg = self.config(script, **sc)
+        cid = self.create(cfg)
+        self.d.runtime.StartContainer(self.pb.StartContainerRequest(container_id=cid), timeout=60)
+        deadline = time.monotonic() + 20
+        while True:
+            s = self.d.runtime.ContainerStatus(self.pb.ContainerStatusRequest(container_id=cid)).status
+            if s.state == self.pb.CONTAINER_EXITED:
+                break
+            assert time.monotonic() < deadline, f"{script!r} still running"
+            time.sleep(0.05)
+        text = (self.logs / cfg.log_path).read_text()
+        out = "".join(line.split(" ", 3)[3] + "\n" for line in text.splitlines())
+        return s.exit_code, out
+
+
+@pytest.fixture
+def pod(d, tmp, fenced_image):
+    return Pod(d, tmp, fenced_image)
+
+
+# --- capabilities ----------------------------------------------------------------
+
+def cap_eff(out):
+    line = next(l for l in out.splitlines() if l.startswith("CapEff:"))
+    return int(line.split()[1], 16)
+
+
+def test_default_capabilities_are_containerds(pod):
+    code, out = pod.run("grep -E '^Cap(Eff|Bnd|Amb)' /proc/self/status")
+    assert code == 0
+    default = sum(1 << c for c in (0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31))
+    assert cap_eff(out) == default
+    assert f"CapBnd:\t{default:016x}" in out and "CapAmb:\t0000000000000000" in out
+
+
+def test_dropping_chown_makes_chown_fail(pod):
+    assert pod.run("chown 1000 /etc/neighbour")[0] == 0
+    code, out = pod.run("chown 1000 /etc/neighbour", drop=["CHOWN"])
+    assert code != 0 and "Operation not permitted" in out
+
+
+def test_dropping_net_raw_makes_ping_fail(pod):
+    assert pod.run("ping -c1 -W2 127.0.0.1")[0] == 0
+    code, out = pod.run("ping -c1 -W2 127.0.0.1", drop=["CAP_NET_RAW"])
+    assert code != 0 and "permission denied" in out.lower()
+
+
+def node_bounding_set():
+    """ALL is every capability the node lets its processes have."""
+    line = next(l for l in open("/proc/self/status") if l.startswith("CapBnd:"))
+    return int(line.split()[1], 16)
+
+
+def test_add_and_drop_all(pod):
+    _, out = pod.run("grep CapEff /proc/self/status", drop=["ALL"], add=["NET_ADMIN"])
+    assert cap_eff(out) == 1 << 12
+    _, out = pod.run("grep CapEff /proc/self/status", add=["ALL"])
+    assert cap_eff(out) == node_bounding_set()
+
+
+def test_a_non_root_user_has_no_effective_capabilities(pod):
+    code, out = pod.run("grep -E '^Cap(Eff|Prm)' /proc/self/status; id -u", run_as_user=1000)
+    assert "CapEff:\t0000000000000000" in out and "CapPrm:\t0000000000000000" in out
+    assert out.strip().endswith("1000")
+
+
+# --- no_new_privs, privileged ---------------------------------------------------------
+
+def test_no_new_privs_stops_a_setuid_binary_gaining_root(pod):
+    _, out = pod.run("/bin/euid", run_as_user=1000)
+    assert "ruid=1000 euid=0" in out  # setuid works without it...
+    _, out = pod.run("/bin/euid; grep NoNewPrivs /proc/self/status", run_as_user=1000, no_new_privs=True)
+    assert "ruid=1000 euid=1000" in out and "NoNewPrivs:\t1" in out
+
+
+def test_privileged_has_every_capability_and_a_writable_sys(d, tmp, fenced_image):
+    p = Pod(d, tmp, fenced_image, privileged=True)
+    code, out = p.run("grep CapEff /proc/self/status; grep ' /sys ' /proc/mounts",
+                      privileged=True, masked_paths=["/etc/secret"])
+    assert code == 0
+    assert cap_eff(out) == node_bounding_set()
+    assert " /sys sysfs rw," in out
+    assert p.run("cat /etc/secret", privileged=True, masked_paths=["/etc/secret"])[1] == "s3cret\n"
+
+
+def test_a_privileged_container_needs_a_privileged_pod(pod):
+    with pytest.raises(grpc.RpcError) as e:
+        pod.create(pod.config("true", privileged=True))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "config.linux.security_context.privileged" in e.value.details()
+
+
+# --- masked and read-only paths ---------------------------------------------------
+
+def test_masked_paths_are_unreadable_while_their_neighbours_work(pod):
+    code, out = pod.run("cat /etc/secret; echo; cat /etc/neighbour; ls /srv/data | wc -l; cat /proc/kallsyms | wc -c",
+                        masked_paths=["/etc/secret", "/srv/data", "/proc/kallsyms", "/no/such/path"])
+    assert code == 0
+    assert out == "\nhello\n0\n0\n"
+
+
+def test_readonly_paths_refuse_writes(pod):
+    code, out = pod.run("echo x > /srv/data/new && echo wrote; cat /srv/data/file; echo y > /etc/neighbour && echo ok",
+                        readonly_paths=["/srv/data", "/proc/sys"])
+    assert "wrote" not in out and "Read-only file system" in out
+    assert "data\n" in out and out.strip().endswith("ok")
+
+
+def test_readonly_rootfs(pod):
+    code, out = pod.run("touch /x", readonly_rootfs=True)
+    assert code != 0 and "Read-only file system" in out
+
+
+# --- users and groups -------------------------------------------------------------
+
+def test_run_as_user_and_group_with_supplemental_groups_merged_from_the_image(pod):
+    _, out = pod.run("id -u; id -g; id -G", run_as_user=1000, supplemental_groups=[2000])
+    uid, gid, groups = out.split("\n")[:3]
+    assert (uid, gid) == ("1000", "1000")
+    assert sorted(int(g) for g in groups.split()) == [29, 44, 1000, 2000]
+    _, out = pod.run("id -u; id -g", run_as_user=1000, run_as_group=3000)
+    assert out.split("\n")[:2] == ["1000", "3000"]
+
+
+def test_strict_supplemental_groups_ignore_the_image(pod):
+    _, out = pod.run("id -G", run_as_user=1000, supplemental_groups=[2000],
+                     supplemental_groups_policy=pod.pb.Strict)
+    assert sorted(int(g) for g in out.split()) == [1000, 2000]
+
+
+def test_run_as_username_is_looked_up_in_the_image(pod):
+    _, out = pod.run("id -u; echo $HOME", run_as_username="app")
+    assert out.split("\n")[:2] == ["1000", "/home/app"]
+
+
+# --- sysctls ----------------------------------------------------------------------
+
+def test_namespaced_sysctls_are_set_in_the_pod_only(d, tmp, fenced_image):
+    node_value = open("/proc/sys/net/ipv4/ip_unprivileged_port_start").read()
+    p = Pod(d, tmp, fenced_image, sysctls={"net.ipv4.ip_unprivileged_port_start": "80",
+                                           "kernel.shmmni": "1234"})
+    _, out = p.run("cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shmmni")
+    assert out == "80\n1234\n"
+    assert open("/proc/sys/net/ipv4/ip_unprivileged_port_start").read() == node_value
+
+
+# --- bad input ----------------------------------------------------------------------
+
+def assert_nothing_made(d, pods_before):
+    pb = d.pb
+    assert list(d.runtime.ListContainers(pb.ListContainersRequest()).containers) == []
+    assert len(d.runtime.ListPodSandbox(pb.ListPodSandboxRequest()).items) == pods_before
+    path = d.root / "containers"
+    assert not path.exists() or os.listdir(path) == []
+
+
+@pytest.mark.parametrize("sc,field", [
+    (dict(add=["CAP_NO_SUCH"]), 'capabilities.add_capabilities[0]: unknown capability "CAP_NO_SUCH"'),
+    (dict(drop=["CHOWN", "bogus"]), 'capabilities.drop_capabilities[1]: unknown capability "bogus"'),
+    (dict(masked_paths=["relative"]), 'masked_paths[0]: "relative" is not a clean absolute path'),
+    (dict(readonly_paths=["/a/../b"]), 'readonly_paths[0]: "/a/../b"'),
+    (dict(supplemental_groups=[-1]), "supplemental_groups[0]: -1 is not a group id"),
+    (dict(run_as_user=-5), "run_as_user: -5 is not a user id"),
+])
+def test_bad_security_contexts_are_refused_naming_the_field(pod, sc, field):
+    with pytest.raises(grpc.RpcError) as e:
+        pod.create(pod.config("true", **sc))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"config.linux.security_context.{field}" in e.value.details()
+    assert_nothing_made(pod.d, 1)
+
+
+@pytest.mark.parametrize("sysctls,host_network,why", [
+    ({"vm.swappiness": "10"}, False, "is not a namespaced sysctl"),
+    ({"kernel.pid_max": "100000"}, False, "is not a namespaced sysctl"),
+    ({"net.ipv4.ip_forward": "1"}, True, "the pod uses the node's network namespace"),
+    ({"net/../../vm/swappiness": "1"}, False, "is not a sysctl name"),
+    ({"net.ipv4.ip_forward": "1\n"}, False, "has a newline"),
+])
+def test_bad_sysctls_are_refused_naming_the_key(d, tmp, fenced_image, sysctls, host_network, why):
+    with pytest.raises(grpc.RpcError) as e:
+        Pod(d, tmp, fenced_image, sysctls=sysctls, host_network=host_network)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    key = next(iter(sysctls))
+    assert f'config.linux.sysctls["{key}"]' in e.value.details() and why in e.value.details()
+    assert_nothing_made(d, 0)
+    assert not (d.state / "pods").exists() or os.listdir(d.state / "pods") == []
