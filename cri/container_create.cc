@@ -2,6 +2,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <climits>
+#include <cstdlib>
+#include <fstream>
 #include <set>
 
 #include "absl/strings/str_split.h"
@@ -30,6 +33,42 @@ int64_t NowNs() {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+// The propagation a mount asks for needs the host side to propagate too:
+// bidirectional needs the host path on a shared mount, host-to-container on
+// a shared or slave one. The mount holding the path is the one with the
+// longest mount point that prefixes it.
+absl::Status CheckPropagationSource(const std::string& field, const std::string& host_path, int propagation) {
+  char real[PATH_MAX];
+  if (::realpath(host_path.c_str(), real) == nullptr) return ErrnoError(errno, absl::StrCat("resolve ", host_path));
+  std::string path = real;
+  std::ifstream in("/proc/self/mountinfo");
+  std::string best, best_fields;
+  for (std::string line; std::getline(in, line);) {
+    std::vector<std::string> f = absl::StrSplit(line, ' ');
+    if (f.size() < 7) continue;
+    std::string mp = f[4];
+    bool under = mp == "/" || path == mp || absl::StartsWith(path, mp + "/");
+    if (under && mp.size() >= best.size()) {
+      best = mp;
+      best_fields.clear();
+      for (size_t i = 6; i < f.size() && f[i] != "-"; ++i) absl::StrAppend(&best_fields, f[i], " ");
+    }
+  }
+  bool shared = absl::StrContains(best_fields, "shared:");
+  bool slave = absl::StrContains(best_fields, "master:");
+  if (propagation == v1::PROPAGATION_BIDIRECTIONAL && !shared) {
+    return Invalid(field, absl::StrCat("bidirectional propagation needs host_path \"", host_path,
+                                       "\" on a shared mount, but the mount at ", best,
+                                       " is not shared (make it so: mount --make-rshared ", best, ")"));
+  }
+  if (propagation == v1::PROPAGATION_HOST_TO_CONTAINER && !shared && !slave) {
+    return Invalid(field, absl::StrCat("host-to-container propagation needs host_path \"", host_path,
+                                       "\" on a shared or slave mount, but the mount at ", best,
+                                       " is private (make it shared: mount --make-rshared ", best, ")"));
+  }
+  return absl::OkStatus();
 }
 
 bool CleanRelative(const std::string& p) {
@@ -132,6 +171,18 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
     if (m.host_path().empty() || ::stat(m.host_path().c_str(), &st) != 0) {
       return Invalid(field, absl::StrCat("host_path \"", m.host_path(), "\" does not exist"));
     }
+    if (!v1::MountPropagation_IsValid(m.propagation())) {
+      return Invalid(field, absl::StrCat("propagation ", m.propagation(), " is not private, host-to-container or bidirectional"));
+    }
+    if (m.recursive_read_only() && !m.readonly()) {
+      return Invalid(field, "recursive_read_only needs readonly");
+    }
+    if (m.recursive_read_only() && m.propagation() != v1::PROPAGATION_PRIVATE) {
+      return Invalid(field, "recursive_read_only needs private propagation");
+    }
+    if (m.propagation() != v1::PROPAGATION_PRIVATE) {
+      CRIUS_RETURN_IF_ERROR(CheckPropagationSource(field, m.host_path(), m.propagation()));
+    }
     destinations.insert(m.container_path());
   }
 
@@ -198,11 +249,16 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
     m->set_source(absl::StrCat(pod->dir, "/", file));
     m->set_destination(dest);
   }
-  for (const v1::Mount& cm : config.mounts()) {
+  for (int i = 0; i < config.mounts_size(); ++i) {
+    const v1::Mount& cm = config.mounts(i);
     crius::monitor::Mount* m = spec->add_mounts();
     m->set_source(cm.host_path());
     m->set_destination(cm.container_path());
     m->set_readonly(cm.readonly());
+    m->set_recursive_readonly(cm.recursive_read_only());
+    m->set_propagation(static_cast<uint32_t>(cm.propagation()));
+    m->set_from_request(true);
+    m->set_index(static_cast<uint32_t>(i));
   }
   spec->set_log_path(log_path);
   spec->set_new_pid_namespace(config.linux().security_context().namespace_options().pid() == v1::CONTAINER);

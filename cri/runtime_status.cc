@@ -42,7 +42,8 @@ absl::Status RuntimeStatus(Runtime& rt, const v1::StatusRequest& req, v1::Status
        {std::string(), rt.config().runtime_handlers.spt, rt.config().runtime_handlers.hvt}) {
     v1::RuntimeHandler* h = resp->add_runtime_handlers();
     h->set_name(name);
-    h->mutable_features()->set_recursive_read_only_mounts(false);
+    // Namespace sandboxes make mounts read-only recursively (mount_setattr).
+    h->mutable_features()->set_recursive_read_only_mounts(name.empty());
     h->mutable_features()->set_user_namespaces(false);
   }
   resp->mutable_features()->set_supplemental_groups_policy(false);

@@ -5,6 +5,7 @@
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <linux/mount.h>
 #include <linux/openat2.h>
 #include <sched.h>
 #include <signal.h>
@@ -18,12 +19,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -98,9 +101,60 @@ int OpenInRoot(int root, const std::string& path, bool dir, std::string* error) 
   return ::dup(root);
 }
 
+// The mount point of the mount holding `path` (longest prefix in mountinfo).
+std::string MountPointOf(const std::string& path) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string best = "/";
+  for (std::string line; std::getline(in, line);) {
+    std::vector<std::string> f = absl::StrSplit(line, ' ');
+    if (f.size() < 5) continue;
+    const std::string& mp = f[4];
+    if ((path == mp || absl::StartsWith(path, mp + "/")) && mp.size() > best.size()) best = mp;
+  }
+  return best;
+}
+
+// Whether `dest`, walked component by component below `root` the way the
+// kernel would, climbs out of the root through a relative symlink of the
+// image ("../../.."). RESOLVE_IN_ROOT would keep such a mount inside the
+// root anyway; a request that tries it is refused all the same. An
+// absolute symlink counts from the root (/var/run -> /run is common).
+bool EscapesRoot(int root, const std::string& dest, std::string* via) {
+  std::vector<std::string> todo = absl::StrSplit(dest, '/', absl::SkipEmpty());
+  std::reverse(todo.begin(), todo.end());
+  std::vector<std::string> at;  // resolved components below the root
+  for (int links = 0; !todo.empty();) {
+    std::string part = todo.back();
+    todo.pop_back();
+    if (part == ".") continue;
+    if (part == "..") {
+      if (at.empty()) return true;
+      at.pop_back();
+      continue;
+    }
+    std::string here = absl::StrJoin(at, "/");
+    std::string next = here.empty() ? part : absl::StrCat(here, "/", part);
+    char target[PATH_MAX];
+    ssize_t n = ::readlinkat(root, next.c_str(), target, sizeof target - 1);
+    if (n < 0) {  // not a symlink, or not there (made later): a plain component
+      at.push_back(part);
+      continue;
+    }
+    if (++links > 40) return false;  // a loop: openat2 will refuse it
+    target[n] = '\0';
+    std::vector<std::string> more = absl::StrSplit(target, '/', absl::SkipEmpty());
+    if (target[0] == '/') at.clear();
+    for (auto it = more.rbegin(); it != more.rend(); ++it) todo.push_back(*it);
+    for (const std::string& m : more) {
+      if (m == "..") *via = absl::StrCat("/", next, " -> ", target);
+    }
+  }
+  return false;
+}
+
 // Binds `source` onto `dest` inside the root (opened as `root`).
 void Bind(const InitPipes& p, int root, const std::string& source, const std::string& dest,
-          bool readonly, bool recursive = true) {
+          bool readonly, bool recursive = true, bool recursive_readonly = false) {
   struct stat st;
   if (::stat(source.c_str(), &st) != 0) Fail(p, absl::StrCat("mount source ", source), errno);
   std::string error;
@@ -112,7 +166,16 @@ void Bind(const InitPipes& p, int root, const std::string& source, const std::st
     Fail(p, absl::StrCat("bind ", source, " to ", dest), errno);
   }
   ::close(target);
-  if (readonly) {
+  if (recursive_readonly) {
+    target = OpenInRoot(root, dest, S_ISDIR(st.st_mode), &error);
+    struct mount_attr attr = {};
+    attr.attr_set = MOUNT_ATTR_RDONLY;
+    if (target < 0 || ::syscall(SYS_mount_setattr, target, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
+                                sizeof attr) != 0) {
+      Fail(p, absl::StrCat("make ", dest, " recursively read-only"), errno);
+    }
+    ::close(target);
+  } else if (readonly) {
     target = OpenInRoot(root, dest, S_ISDIR(st.st_mode), &error);
     proc = absl::StrCat("/proc/self/fd/", target);
     if (target < 0 ||
@@ -352,9 +415,20 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
     }
   }
 
-  // Our mounts stay ours; the node's still reach us.
-  if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
+  // Our mounts stay ours; the node's still reach us. A bidirectional mount
+  // needs our copies of the node's mounts to stay their peers: then only the
+  // mount holding the rootfs is made private, so what we mount on it (the
+  // overlay, /proc, ...) never shows on the node.
+  bool bidirectional = false;
+  for (const Mount& m : spec.mounts()) bidirectional = bidirectional || m.propagation() == 2;
+  if (!bidirectional && ::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
     Fail(p, "make / a slave mount", errno);
+  }
+  if (bidirectional) {
+    std::string holder = MountPointOf(spec.rootfs());
+    if (::mount(nullptr, holder.c_str(), nullptr, MS_PRIVATE, nullptr) != 0) {
+      Fail(p, absl::StrCat("make ", holder, " private"), errno);
+    }
   }
   std::string lower = absl::StrJoin(spec.lower_dirs(), ":");
   std::string options = absl::StrCat("lowerdir=", lower, ",upperdir=", spec.upper_dir(),
@@ -380,7 +454,24 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
   MountIn(p, root, "mqueue", "/dev/mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
   MountIn(p, root, "sysfs", "/sys", MS_NOSUID | MS_NODEV | MS_NOEXEC | (spec.privileged() ? 0 : MS_RDONLY),
           nullptr);
-  for (const Mount& m : spec.mounts()) Bind(p, root, m.source(), m.destination(), m.readonly());
+  for (const Mount& m : spec.mounts()) {
+    std::string via;
+    if (m.from_request() && EscapesRoot(root, m.destination(), &via)) {
+      Fail(p, absl::StrCat("config.mounts[", m.index(), "]: container_path \"", m.destination(),
+                           "\" leads out of the root filesystem through the image's symlink ", via), 0, 'I');
+    }
+    Bind(p, root, m.source(), m.destination(), m.readonly(), true, m.recursive_readonly());
+    if (m.propagation() != 0) {
+      std::string error;
+      int target = OpenInRoot(root, m.destination(), true, &error);
+      std::string proc = absl::StrCat("/proc/self/fd/", target);
+      unsigned long type = m.propagation() == 2 ? MS_SHARED : MS_SLAVE;
+      if (target < 0 || ::mount(nullptr, proc.c_str(), nullptr, MS_REC | type, nullptr) != 0) {
+        Fail(p, absl::StrCat("set the propagation of ", m.destination()), errno);
+      }
+      ::close(target);
+    }
+  }
   // After the CRI mounts, as runc orders them: a masked path stays masked
   // whatever was mounted over its parent.
   for (const std::string& path : spec.masked_paths()) Mask(p, root, path);

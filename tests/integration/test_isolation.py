@@ -3,6 +3,7 @@ no_new_privs, privileged, masked and read-only paths, users and groups,
 seccomp, and the pod's sysctls; each request checked from inside a real
 container, and each bad request refused before anything is made."""
 import os
+import subprocess
 import time
 
 import grpc
@@ -29,7 +30,8 @@ def fenced_image(registry):
              .file("bin/euid", euid, mode=0o4755)  # setuid root
              .file("etc/secret", "s3cret\n").file("etc/neighbour", "hello\n")
              .dir("srv/data").file("srv/data/file", "data\n")
-             .dir("home/app", uid=1000, gid=1000))
+             .dir("home/app", uid=1000, gid=1000)
+             .symlink("escape", "../../../../../tmp").symlink("varrun", "/srv"))
     image = oci.Image([oci.busybox_layer(), extra], cmd=["sh"], env=["PATH=/bin"])
     return oci.push(registry, image, "fenced").ref
 
@@ -70,7 +72,9 @@ class Pod:
                                  command=["sh", "-c", script], log_path=f"c{self.n}.log")
         sec = cfg.linux.security_context
         for key, value in sc.items():
-            if key in ("add", "drop"):
+            if key == "mounts":
+                cfg.mounts.extend(value)
+            elif key in ("add", "drop"):
                 getattr(sec.capabilities, f"{key}_capabilities").extend(value)
             elif key in ("masked_paths", "readonly_paths", "supplemental_groups"):
                 getattr(sec, key).extend(value)
@@ -199,6 +203,125 @@ def test_readonly_paths_refuse_writes(pod):
 def test_readonly_rootfs(pod):
     code, out = pod.run("touch /x", readonly_rootfs=True)
     assert code != 0 and "Read-only file system" in out
+
+
+# --- mounts --------------------------------------------------------------------------
+
+@pytest.fixture
+def mounts(tmp):
+    """Mount points made by a test, unmounted (deepest first) whatever happens."""
+    made = []
+
+    def mount(*args):
+        target = args[-1]
+        subprocess.run(["mount", *args], check=True)
+        made.append(target)
+        return target
+    yield mount
+    for target in reversed(made):
+        subprocess.run(["umount", "-R", str(target)], check=False)
+
+
+def mount_spec(pb, host, container, **kw):
+    return pb.Mount(host_path=str(host), container_path=container, **kw)
+
+
+def test_recursive_read_only_reaches_submounts(pod, tmp, mounts):
+    (tmp / "vol").mkdir()
+    mounts("-t", "tmpfs", "tmpfs", str(tmp / "vol"))
+    (tmp / "vol" / "sub").mkdir()
+    mounts("-t", "tmpfs", "tmpfs", str(tmp / "vol" / "sub"))
+    pb = pod.pb
+    _, out = pod.run("touch /v/sub/x && echo sub-writable; touch /v/y || true",
+                     mounts=[mount_spec(pb, tmp / "vol", "/v", readonly=True)])
+    assert "sub-writable" in out  # plain read-only stops at the top mount
+    _, out = pod.run("touch /v/sub/z && echo sub-writable; true",
+                     mounts=[mount_spec(pb, tmp / "vol", "/v", readonly=True, recursive_read_only=True)])
+    assert "sub-writable" not in out and "Read-only file system" in out
+    conditions = pod.d.runtime.Status(pb.StatusRequest()).runtime_handlers
+    assert conditions[0].name == "" and conditions[0].features.recursive_read_only_mounts
+
+
+def test_host_to_container_propagation(pod, tmp, mounts):
+    (tmp / "prop").mkdir()
+    mounts("-t", "tmpfs", "tmpfs", str(tmp / "prop"))
+    subprocess.run(["mount", "--make-shared", str(tmp / "prop")], check=True)
+    (tmp / "prop" / "sub").mkdir()
+    pb = pod.pb
+    cfg = pod.config("for i in $(seq 100); do [ -e /p/sub/flag ] && cat /p/sub/flag && exit 0; sleep 0.1; done; exit 1",
+                     mounts=[mount_spec(pb, tmp / "prop", "/p", propagation=pb.PROPAGATION_HOST_TO_CONTAINER)])
+    cid = pod.create(cfg)
+    pod.d.runtime.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=60)
+    mounts("-t", "tmpfs", "tmpfs", str(tmp / "prop" / "sub"))  # after the container started
+    (tmp / "prop" / "sub" / "flag").write_text("from the node\n")
+    deadline = time.monotonic() + 20
+    while pod.d.runtime.ContainerStatus(pb.ContainerStatusRequest(container_id=cid)).status.state != pb.CONTAINER_EXITED:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert pod.d.runtime.ContainerStatus(pb.ContainerStatusRequest(container_id=cid)).status.exit_code == 0
+    assert "from the node" in (pod.logs / cfg.log_path).read_text()
+
+
+def test_bidirectional_propagation_shows_container_mounts_on_the_node(d, tmp, fenced_image, mounts):
+    (tmp / "bi").mkdir()
+    mounts("-t", "tmpfs", "tmpfs", str(tmp / "bi"))
+    subprocess.run(["mount", "--make-shared", str(tmp / "bi")], check=True)
+    (tmp / "bi" / "sub").mkdir()
+    p = Pod(d, tmp, fenced_image, privileged=True)
+    pb = p.pb
+    code, out = p.run("mount -t tmpfs -o size=1m made-in-container /b/sub && echo mounted",
+                      privileged=True,
+                      mounts=[mount_spec(pb, tmp / "bi", "/b", propagation=pb.PROPAGATION_BIDIRECTIONAL)])
+    assert code == 0, out
+    try:
+        seen = [l.split()[1] for l in open("/proc/self/mounts") if l.startswith("made-in-container ")]
+        assert str(tmp / "bi" / "sub") in seen
+    finally:
+        subprocess.run(["umount", str(tmp / "bi" / "sub")], check=False)
+
+
+def test_propagation_needs_the_host_side_to_propagate(pod, tmp, mounts):
+    (tmp / "priv").mkdir()
+    mounts("-t", "tmpfs", "tmpfs", str(tmp / "priv"))
+    subprocess.run(["mount", "--make-private", str(tmp / "priv")], check=True)
+    pb = pod.pb
+    with pytest.raises(grpc.RpcError) as e:
+        pod.create(pod.config("true", mounts=[
+            mount_spec(pb, tmp / "priv", "/p", propagation=pb.PROPAGATION_BIDIRECTIONAL)]))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "config.mounts[0]" in e.value.details() and "mount --make-rshared" in e.value.details()
+    assert_nothing_made(pod.d, 1)
+
+
+@pytest.mark.parametrize("container_path,mount_kw,why", [
+    ("/escape/x", {}, "leads out of the root filesystem through the image's symlink /escape"),
+    ("/v", {"recursive_read_only": True}, "recursive_read_only needs readonly"),
+    ("/v", {"readonly": True, "recursive_read_only": True, "propagation": 1},
+     "recursive_read_only needs private propagation"),
+    ("relative", {}, "is not absolute"),
+])
+def test_bad_mounts_are_refused_naming_the_mount(pod, tmp, container_path, mount_kw, why):
+    pb = pod.pb
+    with pytest.raises(grpc.RpcError) as e:
+        pod.create(pod.config("true", mounts=[mount_spec(pb, tmp, container_path, **mount_kw)]))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "config.mounts[0]" in e.value.details() and why in e.value.details(), e.value.details()
+    assert_nothing_made(pod.d, 1)
+
+
+def test_a_host_path_that_does_not_exist_is_refused(pod, tmp):
+    with pytest.raises(grpc.RpcError) as e:
+        pod.create(pod.config("true", mounts=[mount_spec(pod.pb, tmp / "nope", "/n")]))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "config.mounts[0]" in e.value.details() and "does not exist" in e.value.details()
+    assert_nothing_made(pod.d, 1)
+
+
+def test_an_absolute_image_symlink_resolves_inside_the_root(pod, tmp):
+    (tmp / "vol2").mkdir()
+    (tmp / "vol2" / "f").write_text("mounted\n")
+    code, out = pod.run("cat /srv/m/f", mounts=[mount_spec(pod.pb, tmp / "vol2", "/varrun/m")])
+    assert code == 0 and out == "mounted\n"
 
 
 # --- users and groups -------------------------------------------------------------
