@@ -188,6 +188,7 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
 
   crius::monitor::ContainerSpec security;
   CRIUS_RETURN_IF_ERROR(ApplySecurityContext(config, pod->config, &security));
+  CRIUS_RETURN_IF_ERROR(ApplyDevices(config, &security));
 
   const v1::PodSandboxMetadata& pm = pod->config.metadata();
   auto c = std::make_shared<Container>();

@@ -1,7 +1,10 @@
 #include "cri/container_security.h"
 
 #include <linux/capability.h>
+#include <dirent.h>
 #include <sys/capability.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <algorithm>
 #include <fstream>
@@ -143,6 +146,53 @@ absl::Status ApplySecurityContext(const v1::ContainerConfig& config, const v1::P
                    absl::StrCat(sc.supplemental_groups_policy(), " is neither Merge nor Strict"));
   }
   spec->set_merge_image_groups(sc.supplemental_groups_policy() == v1::Merge);
+  return absl::OkStatus();
+}
+
+absl::Status ApplyDevices(const v1::ContainerConfig& config, crius::monitor::ContainerSpec* spec) {
+  for (int i = 0; i < config.devices_size(); ++i) {
+    const v1::Device& d = config.devices(i);
+    std::string field = absl::StrCat("config.devices[", i, "]");
+    std::string perms = d.permissions().empty() ? "rwm" : d.permissions();
+    if (perms.find_first_not_of("rwm") != std::string::npos) {
+      return Invalid(field, absl::StrCat("permissions \"", d.permissions(), "\" are not a subset of rwm"));
+    }
+    std::string dest = d.container_path().empty() ? d.host_path() : d.container_path();
+    if (dest.empty() || dest[0] != '/' || absl::StrContains(dest, "/../") || absl::EndsWith(dest, "/..")) {
+      return Invalid(field, absl::StrCat("container_path \"", dest, "\" is not a clean absolute path"));
+    }
+    struct stat st;
+    if (d.host_path().empty() || ::stat(d.host_path().c_str(), &st) != 0) {
+      return Invalid(field, absl::StrCat("host_path \"", d.host_path(), "\" does not exist"));
+    }
+    std::vector<std::pair<std::string, struct stat>> nodes;
+    if (S_ISDIR(st.st_mode)) {
+      DIR* dir = ::opendir(d.host_path().c_str());
+      while (struct dirent* e = dir ? ::readdir(dir) : nullptr) {
+        struct stat est;
+        std::string path = absl::StrCat(d.host_path(), "/", e->d_name);
+        if (::lstat(path.c_str(), &est) == 0 && (S_ISCHR(est.st_mode) || S_ISBLK(est.st_mode))) {
+          nodes.emplace_back(absl::StrCat(dest, "/", e->d_name), est);
+        }
+      }
+      if (dir) ::closedir(dir);
+    } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+      nodes.emplace_back(dest, st);
+    } else {
+      return Invalid(field, absl::StrCat("host_path \"", d.host_path(), "\" is not a device"));
+    }
+    for (const auto& [path, node] : nodes) {
+      crius::monitor::Device* out = spec->add_devices();
+      out->set_path(path);
+      out->set_block(S_ISBLK(node.st_mode));
+      out->set_dev_major(major(node.st_rdev));
+      out->set_dev_minor(minor(node.st_rdev));
+      out->set_mode(node.st_mode & 07777);
+      out->set_uid(node.st_uid);
+      out->set_gid(node.st_gid);
+      out->set_permissions(perms);
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -31,6 +31,11 @@ absl::StatusOr<std::vector<int>> Capabilities(const v1::LinuxContainerSecurityCo
 absl::Status ApplySecurityContext(const v1::ContainerConfig& config, const v1::PodSandboxConfig& pod,
                                   crius::monitor::ContainerSpec* spec);
 
+// The CRI devices as nodes to make: each host_path must be a character or
+// block device (a directory: every device directly in it), permissions a
+// non-empty subset of "rwm". InvalidArgument naming config.devices[i].
+absl::Status ApplyDevices(const v1::ContainerConfig& config, crius::monitor::ContainerSpec* spec);
+
 // The pod's sysctls, checked: only namespaced ones (net.* unless the pod
 // uses the node's network; kernel.shm*, kernel.msg*, kernel.sem and
 // fs.mqueue.* unless it uses the node's IPC), with keys and values that

@@ -186,6 +186,28 @@ void Bind(const InitPipes& p, int root, const std::string& source, const std::st
   }
 }
 
+// A device node inside the root (its /dev is our tmpfs by now), made with
+// the node's numbers, owner and mode.
+void MakeDevice(const InitPipes& p, int root, const Device& d) {
+  std::string dir = d.path().substr(0, d.path().rfind('/'));
+  std::string name = d.path().substr(d.path().rfind('/') + 1);
+  std::string error;
+  int parent = OpenInRoot(root, dir.empty() ? "/" : dir, true, &error);
+  if (parent < 0) Fail(p, absl::StrCat("device ", d.path(), ": ", error));
+  // mknodat needs a real directory fd, not O_PATH.
+  std::string proc = absl::StrCat("/proc/self/fd/", parent);
+  int real = ::open(proc.c_str(), O_DIRECTORY | O_CLOEXEC);
+  ::close(parent);
+  mode_t type = d.block() ? S_IFBLK : S_IFCHR;
+  ::unlinkat(real, name.c_str(), 0);
+  if (real < 0 || ::mknodat(real, name.c_str(), type | (d.mode() & 07777), makedev(d.dev_major(), d.dev_minor())) != 0 ||
+      ::fchownat(real, name.c_str(), d.uid(), d.gid(), AT_SYMLINK_NOFOLLOW) != 0 ||
+      ::fchmodat(real, name.c_str(), d.mode() & 07777, 0) != 0) {
+    Fail(p, absl::StrCat("make device ", d.path()), errno);
+  }
+  ::close(real);
+}
+
 void MountIn(const InitPipes& p, int root, const char* type, const std::string& dest,
              unsigned long flags, const char* data) {
   std::string error;
@@ -444,6 +466,7 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
   for (const char* dev : {"null", "zero", "full", "random", "urandom", "tty"}) {
     Bind(p, root, absl::StrCat("/dev/", dev), absl::StrCat("/dev/", dev), false, false);
   }
+  for (const Device& d : spec.devices()) MakeDevice(p, root, d);
   MountIn(p, root, "devpts", "/dev/pts", MS_NOSUID | MS_NOEXEC,
           "newinstance,ptmxmode=0666,mode=0620,gid=5");
   if (spec.shm().empty()) {

@@ -74,6 +74,8 @@ class Pod:
         for key, value in sc.items():
             if key == "mounts":
                 cfg.mounts.extend(value)
+            elif key == "devices":
+                cfg.devices.extend(value)
             elif key in ("add", "drop"):
                 getattr(sec.capabilities, f"{key}_capabilities").extend(value)
             elif key in ("masked_paths", "readonly_paths", "supplemental_groups"):
@@ -322,6 +324,34 @@ def test_an_absolute_image_symlink_resolves_inside_the_root(pod, tmp):
     (tmp / "vol2" / "f").write_text("mounted\n")
     code, out = pod.run("cat /srv/m/f", mounts=[mount_spec(pod.pb, tmp / "vol2", "/varrun/m")])
     assert code == 0 and out == "mounted\n"
+
+
+# --- devices ---------------------------------------------------------------------------
+
+def test_a_cri_device_is_a_node_in_the_containers_dev(pod):
+    pb = pod.pb
+    st = os.stat("/dev/zero")
+    code, out = pod.run("ls -ln /dev/myzero; head -c 4 /dev/myzero | wc -c",
+                        devices=[pb.Device(host_path="/dev/zero", container_path="/dev/myzero",
+                                           permissions="rw")])
+    assert code == 0, out
+    mode, _, uid, gid, numbers = out.split()[:5]
+    assert mode.startswith("c") and numbers.rstrip(",") == str(os.major(st.st_rdev))
+    assert out.split()[-1] == "4"
+
+
+@pytest.mark.parametrize("device,why", [
+    (dict(host_path="/dev/crius-no-such-device", container_path="/dev/x"), "does not exist"),
+    (dict(host_path="/etc/hostname", container_path="/dev/x"), "is not a device"),
+    (dict(host_path="/dev/zero", container_path="/dev/x", permissions="rx"), "are not a subset of rwm"),
+    (dict(host_path="/dev/zero", container_path="dev/x"), "is not a clean absolute path"),
+])
+def test_bad_devices_are_refused_naming_the_device(pod, device, why):
+    with pytest.raises(grpc.RpcError) as e:
+        pod.create(pod.config("true", devices=[pod.pb.Device(**device)]))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "config.devices[0]" in e.value.details() and why in e.value.details()
+    assert_nothing_made(pod.d, 1)
 
 
 # --- users and groups -------------------------------------------------------------
