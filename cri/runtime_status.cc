@@ -46,7 +46,7 @@ absl::Status RuntimeStatus(Runtime& rt, const v1::StatusRequest& req, v1::Status
     h->mutable_features()->set_recursive_read_only_mounts(name.empty());
     h->mutable_features()->set_user_namespaces(false);
   }
-  resp->mutable_features()->set_supplemental_groups_policy(false);
+  resp->mutable_features()->set_supplemental_groups_policy(true);
 
   if (req.verbose()) {
     // Each value is a JSON document (crictl info decodes them).
