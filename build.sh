@@ -16,7 +16,7 @@ packages=(
   libcurl4-openssl-dev libarchive-dev libssl-dev libzstd-dev zlib1g-dev
   nlohmann-json3-dev libtomlplusplus-dev libgtest-dev libgmock-dev
   python3 python3-grpcio python3-protobuf python3-pytest python3-bcrypt openssl
-  docker-registry busybox-static containernetworking-plugins golang-go
+  docker-registry busybox-static containernetworking-plugins golang-go qemu-system-x86
   iproute2 iptables util-linux procps kmod zstd
   python3-yaml python3-prometheus-client systemd libcivetweb-dev shellcheck
 )
@@ -36,7 +36,11 @@ install_packages() {
 
 # Debian packages the tests unpack into images (not installed: nginx's
 # postinst would start it on the host), downloaded once into the build dir.
+# Also Debian's cloud kernel, which tests/integration/harness/vm.py boots in
+# qemu to test cgroup v2 on a cgroup v1 host: linux-image-cloud-amd64 is a
+# metapackage, so the .deb fetched is the linux-image-*-cloud-amd64 it depends on.
 test_debs=(nginx)
+test_kernel=linux-image-cloud-amd64
 fetch_test_debs() {
   local dir=$builddir/test-debs p
   mkdir -p "$dir"
@@ -45,6 +49,18 @@ fetch_test_debs() {
     echo "build.sh: downloading $p.deb for the tests" >&2
     (cd "$dir" && { apt-get download -q "$p" 2>/dev/null || { apt-get update -q && apt-get download -q "$p"; }; })
   done
+  compgen -G "$dir/linux-image-*-cloud-amd64_*.deb" >/dev/null && return
+  local try
+  for try in cached updated; do  # stale apt lists: neither resolve nor download works
+    [[ $try == cached ]] || apt-get update -q
+    p=$(apt-cache depends "$test_kernel" 2>/dev/null |
+        awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }') || p=
+    [[ -n $p ]] || continue
+    echo "build.sh: downloading $p.deb ($test_kernel) for the tests" >&2
+    (cd "$dir" && apt-get download -q "$p") && return
+  done
+  echo "build.sh: cannot download the kernel image package of $test_kernel" >&2
+  return 1
 }
 
 build() {
