@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "common/undo.h"
+#include "cri/container_cgroups.h"
 #include "cri/container_ops.h"
 #include "cri/container_security.h"
 #include "cri/handlers.h"
@@ -188,7 +189,9 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
 
   crius::monitor::ContainerSpec security;
   CRIUS_RETURN_IF_ERROR(ApplySecurityContext(config, pod->config, &security));
+  CRIUS_RETURN_IF_ERROR(ApplySeccomp(config, &security));
   CRIUS_RETURN_IF_ERROR(ApplyDevices(config, &security));
+  CRIUS_RETURN_IF_ERROR(CheckResources(rt, config.linux().resources(), "config."));
 
   const v1::PodSandboxMetadata& pm = pod->config.metadata();
   auto c = std::make_shared<Container>();
@@ -204,6 +207,7 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
   c->log_path = log_path;
   c->dir = absl::StrCat(rt.config().root, "/containers/", c->id);
   c->stop_signal = SignalNumber(image->config.stop_signal);
+  if (!pod->cgroup.empty()) c->cgroup = absl::StrCat(pod->cgroup, "/", c->id);
   std::lock_guard<std::mutex> lock(c->op);
   UndoStack undo;
 
@@ -265,6 +269,9 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
   spec->set_new_pid_namespace(config.linux().security_context().namespace_options().pid() == v1::CONTAINER);
   spec->set_readonly_rootfs(config.linux().security_context().readonly_rootfs());
   spec->MergeFrom(security);
+  CRIUS_RETURN_IF_ERROR(Annotate(CreateContainerCgroup(rt, *pod, *c, config.linux().resources(), spec),
+                                 "create the container's cgroup"));
+  undo.Push("remove the container's cgroup", [&rt, c] { (void)RemoveContainerCgroup(rt, *c); });
   spec->set_tty(config.tty());
   spec->set_stdin(config.stdin());
   if (pod->config.linux().security_context().namespace_options().ipc() != v1::NODE) {

@@ -45,7 +45,7 @@ bool Apply(Container& c, const crius::monitor::ContainerState& s) {
     c.exit_code = s.exit_code();
     c.finished_at_ns = s.finished_at_ns();
     if (c.started_at_ns == 0) c.started_at_ns = s.started_at_ns();
-    c.reason = s.exit_code() == 0 ? "Completed" : "Error";
+    c.reason = s.oom_killed() ? "OOMKilled" : s.exit_code() == 0 ? "Completed" : "Error";
     if (!s.message().empty()) c.message = s.message();
     if (metrics::Metrics* m = metrics::Current()) m->ObserveContainerExit(c.reason);
     return true;

@@ -5,6 +5,7 @@
 #include "common/files.h"
 #include "common/status.h"
 #include "common/unique_fd.h"
+#include "cri/container_cgroups.h"
 #include "cri/container_ops.h"
 #include "cri/handlers.h"
 #include "cri/sandbox_ops.h"
@@ -23,6 +24,7 @@ absl::Status RemoveContainerFully(Runtime& rt, Pod* pod, Container& c) {
     }
   }
   CRIUS_FAILPOINT("container_remove.after_monitor");
+  CRIUS_RETURN_IF_ERROR(Annotate(RemoveContainerCgroup(rt, c), absl::StrCat("remove the cgroup of container ", c.id)));
   if (!c.dir.empty()) {
     CRIUS_RETURN_IF_ERROR(Annotate(RemoveTree(c.dir), absl::StrCat("remove container directory ", c.dir)));
   }

@@ -31,6 +31,14 @@ absl::StatusOr<std::vector<int>> Capabilities(const v1::LinuxContainerSecurityCo
 absl::Status ApplySecurityContext(const v1::ContainerConfig& config, const v1::PodSandboxConfig& pod,
                                   crius::monitor::ContainerSpec* spec);
 
+// The seccomp profile the container runs under, compiled into the spec:
+// none when privileged or Unconfined (or nothing asked, as containerd
+// does), RuntimeDefault (moby's default profile), or a Localhost profile
+// file (an OCI seccomp JSON). Needs the spec's capabilities set first: the
+// default profile opens syscalls by capability. InvalidArgument naming the
+// field for a profile that is missing, unreadable or invalid.
+absl::Status ApplySeccomp(const v1::ContainerConfig& config, crius::monitor::ContainerSpec* spec);
+
 // The CRI devices as nodes to make: each host_path must be a character or
 // block device (a directory: every device directly in it), permissions a
 // non-empty subset of "rwm". InvalidArgument naming config.devices[i].

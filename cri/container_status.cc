@@ -37,6 +37,10 @@ absl::Status ContainerStatusGet(Runtime& rt, const v1::ContainerStatusRequest& r
   *s->mutable_annotations() = c->config.annotations();
   *s->mutable_mounts() = c->config.mounts();
   s->set_log_path(c->log_path);
+  // What the cgroup was given, at creation or by UpdateContainerResources.
+  if (c->config.linux().has_resources()) {
+    *s->mutable_resources()->mutable_linux() = c->config.linux().resources();
+  }
   s->set_stop_signal(c->config.stop_signal());
   if (req.verbose()) {
     nlohmann::json info = {{"podSandboxId", c->pod_id}, {"dir", c->dir}, {"state", c->state},

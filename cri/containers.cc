@@ -24,7 +24,7 @@ store::ContainerRecord Container::ToRecord() const {
   r.image_ref = image_ref;
   r.config = config.SerializeAsString();
   r.extra = nlohmann::json{{"imageId", image_id}, {"logPath", log_path}, {"dir", dir},
-                           {"stopSignal", stop_signal}}
+                           {"stopSignal", stop_signal}, {"cgroup", cgroup}}
                 .dump();
   return r;
 }
@@ -52,6 +52,7 @@ absl::StatusOr<std::vector<std::shared_ptr<Container>>> ContainerTable::Load() {
       c->log_path = extra.value("logPath", "");
       c->dir = extra.value("dir", "");
       c->stop_signal = extra.value("stopSignal", 0);
+      c->cgroup = extra.value("cgroup", "");
     }
     table_.Insert(c);
     out.push_back(c);

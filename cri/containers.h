@@ -40,6 +40,7 @@ struct Container {
   std::string log_path;    // absolute, "" when the pod has no log directory
   std::string dir;         // <root>/containers/<id>: upper, work, rootfs
   int stop_signal = 0;     // from the image (0: SIGTERM)
+  std::string cgroup;      // "<pod cgroup>/<id>"; "" for containers made before cgroups
 
   std::mutex op;  // serialises the RPCs that change this container
 

@@ -47,6 +47,8 @@ absl::Status ContainerList(Runtime& rt, const v1::ListContainersRequest& req,
                            v1::ListContainersResponse* resp);
 absl::Status ContainersStream(Runtime& rt, const v1::StreamContainersRequest& req,
                               const std::function<bool(const v1::StreamContainersResponse&)>& send);
+absl::Status ContainerUpdateResources(Runtime& rt, const v1::UpdateContainerResourcesRequest& req,
+                                      v1::UpdateContainerResourcesResponse* resp);
 absl::Status ContainerReopenLog(Runtime& rt, const v1::ReopenContainerLogRequest& req,
                                 v1::ReopenContainerLogResponse* resp);
 

@@ -23,7 +23,8 @@ std::string NewId() {
 }
 
 store::PodRecord Pod::ToRecord() const {
-  nlohmann::json extra = {{"dir", dir}, {"monitorPid", monitor_pid}, {"namespaces", namespaces}, {"ips", ips}};
+  nlohmann::json extra = {{"dir", dir}, {"monitorPid", monitor_pid}, {"namespaces", namespaces}, {"ips", ips},
+                        {"cgroup", cgroup}, {"cgroupOwned", cgroup_owned}};
   store::PodRecord r;
   r.id = id;
   r.name = reserved_name;
@@ -52,6 +53,8 @@ absl::StatusOr<std::vector<std::shared_ptr<Pod>>> PodTable::Load() {
     if (extra.is_object()) {
       pod->dir = extra.value("dir", "");
       pod->monitor_pid = extra.value("monitorPid", 0);
+      pod->cgroup = extra.value("cgroup", "");
+      pod->cgroup_owned = extra.value("cgroupOwned", false);
       if (extra.contains("namespaces") && extra["namespaces"].is_object()) {
         for (auto& [k, v] : extra["namespaces"].items()) {
           if (v.is_string()) pod->namespaces[k] = v.get<std::string>();

@@ -39,6 +39,12 @@ struct Pod {
   std::map<std::string, std::string> namespaces;  // kind -> pinned path
   UniqueFd monitor_pidfd;  // readable once the monitor has exited
   std::vector<std::string> ips;  // from CNI ADD, IPv4 first; empty for hostNetwork
+  // The pod's cgroup: kubelet's cgroup_parent, else /crius/<id>, made (and
+  // removed) by crius only when it was not there. The monitor and the pod's
+  // init live in its leaf <cgroup>/<id>, the containers in <cgroup>/<their id>.
+  std::string cgroup;
+  bool cgroup_owned = false;
+  std::string MonitorCgroup() const { return cgroup.empty() ? "" : cgroup + "/" + id; }
 
   // What CNI teardown needs, kept in the pod directory while attached.
   std::string NetworkCache() const { return dir + "/network.json"; }

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 
+#include "cgroups/driver.h"
 #include "common/config.h"
 #include "cri/containers.h"
 #include "cri/pods.h"
@@ -34,6 +35,8 @@ class Runtime {
   ContainerTable& containers() { return containers_; }
   // The node's CNI network: pod attach and detach.
   const network::PodNetworks& networks() const { return networks_; }
+  // The node's cgroup driver, detected by Recover().
+  cgroups::Driver& cgroups() { return *cgroups_; }
 
   // <state>/pods/<id>
   std::string PodDir(const std::string& id) const;
@@ -54,6 +57,7 @@ class Runtime {
   PodTable pods_;
   ContainerTable containers_;
   network::PodNetworks networks_;
+  std::unique_ptr<cgroups::Driver> cgroups_;
   std::string monitor_binary_;
   const int64_t started_at_ns_;
 

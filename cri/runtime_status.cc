@@ -56,6 +56,7 @@ absl::Status RuntimeStatus(Runtime& rt, const v1::StatusRequest& req, v1::Status
         {"version", CRIUS_VERSION},
         {"apiVersion", "v1"},
         {"cgroupDriver", rt.config().cgroup_driver},
+        {"cgroupVersion", rt.cgroups().version()},
         {"podCIDR", rt.pod_cidr()},
         {"stateDatabase", rt.store().path()},
         {"schemaVersion", rt.store().schema_version()},

@@ -10,6 +10,7 @@
 #include "common/files.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "cri/container_cgroups.h"
 #include "cri/runtime.h"
 #include "cri/sandbox_ops.h"
 #include "sandbox/monitor_client.h"
@@ -43,6 +44,9 @@ absl::Status Runtime::RecoverPods() {
     if (pod->state == kPodCreating) {
       LOG_INFO("pod %s: RunPodSandbox was interrupted: rolling it back", pod->id);
       if (Discard(networks_, pod->dir)) {
+        if (absl::Status st = RemovePodCgroups(*this, *pod); !st.ok()) {
+          LOG_ERROR("pod %s: %s", pod->id, std::string(st.message()));
+        }
         CRIUS_RETURN_IF_ERROR(pods_.Delete(pod->id));
       } else {
         LOG_WARN("pod %s: kept NotReady: StopPodSandbox retries its network teardown", pod->id);
@@ -76,6 +80,9 @@ absl::Status Runtime::RecoverPods() {
       crius::monitor::Request remove;
       remove.mutable_remove()->set_id(c->id);
       (void)sandbox::CallMonitor(pod->dir, remove);
+    }
+    if (absl::Status st = RemoveContainerCgroup(*this, *c); !st.ok()) {
+      LOG_ERROR("container %s: %s", c->id, std::string(st.message()));
     }
     if (!c->dir.empty()) (void)RemoveTree(c->dir);
     CRIUS_RETURN_IF_ERROR(containers_.Delete(c->id));

@@ -5,6 +5,7 @@
 #include "common/files.h"
 #include "common/status.h"
 #include "common/unique_fd.h"
+#include "cri/container_cgroups.h"
 #include "cri/container_ops.h"
 #include "cri/handlers.h"
 #include "cri/sandbox_ops.h"
@@ -26,6 +27,7 @@ absl::Status SandboxRemove(Runtime& rt, const v1::RemovePodSandboxRequest& req,
     std::lock_guard<std::mutex> clock(c->op);
     CRIUS_RETURN_IF_ERROR(RemoveContainerFully(rt, pod.get(), *c));
   }
+  CRIUS_RETURN_IF_ERROR(Annotate(RemovePodCgroups(rt, *pod), absl::StrCat("remove the cgroups of pod ", pod->id)));
   CRIUS_RETURN_IF_ERROR(Annotate(RemoveTree(pod->dir), absl::StrCat("remove pod directory ", pod->dir)));
   CRIUS_FAILPOINT("sandbox_remove.after_files");
   return Annotate(rt.pods().Delete(pod->id), absl::StrCat("remove pod ", pod->id));

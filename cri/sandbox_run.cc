@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "common/undo.h"
+#include "cri/container_cgroups.h"
 #include "cri/container_security.h"
 #include "cri/handlers.h"
 #include "cri/sandbox_ops.h"
@@ -151,6 +152,8 @@ absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
   pod->state = kPodCreating;
   pod->created_at_ns = NowNs();
   pod->dir = rt.PodDir(pod->id);
+  CRIUS_ASSIGN_OR_RETURN(pod->cgroup, PodCgroup(c, pod->id));
+  pod->cgroup_owned = !PodCgroupExists(rt, pod->cgroup);  // recorded with the reservation
   std::lock_guard<std::mutex> lock(pod->op);
   // Set when a network teardown failed while unwinding: the pod is then kept,
   // NotReady with its CNI cache, for StopPodSandbox/RemovePodSandbox (kubelet's
@@ -193,6 +196,14 @@ absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
   CRIUS_RETURN_IF_ERROR(Annotate(sandbox::WritePodFiles(pod->dir, files), "write pod files"));
 
   sandbox::MonitorLaunch launch;
+  CRIUS_RETURN_IF_ERROR(Annotate(CreatePodCgroups(rt, *pod, &launch.cgroup_procs), "create the pod's cgroup"));
+  undo.Push("remove the pod's cgroups", [&rt, &keep_for_retry, pod] {
+    if (keep_for_retry) return;  // RemovePodSandbox removes them with the pod
+    if (absl::Status st = RemovePodCgroups(rt, *pod); !st.ok()) {
+      LOG_ERROR("pod %s: %s", pod->id, std::string(st.message()));
+    }
+  });
+  CRIUS_FAILPOINT("sandbox_run.after_cgroup");
   launch.binary = rt.monitor_binary();
   launch.pod_id = pod->id;
   launch.dir = pod->dir;

@@ -60,8 +60,8 @@ grpc::Status RuntimeServiceImpl::StreamContainers(
 }
 ROUTE(RuntimeServiceImpl, ContainerStatus, ContainerStatusRequest, ContainerStatusResponse,
       ContainerStatusGet)
-NOT_YET(RuntimeServiceImpl, UpdateContainerResources, UpdateContainerResourcesRequest,
-        UpdateContainerResourcesResponse)
+ROUTE(RuntimeServiceImpl, UpdateContainerResources, UpdateContainerResourcesRequest,
+      UpdateContainerResourcesResponse, ContainerUpdateResources)
 ROUTE(RuntimeServiceImpl, ReopenContainerLog, ReopenContainerLogRequest,
       ReopenContainerLogResponse, ContainerReopenLog)
 NOT_YET(RuntimeServiceImpl, ExecSync, ExecSyncRequest, ExecSyncResponse)

@@ -62,6 +62,10 @@ absl::StatusOr<crius::monitor::PodState> Launch(const MonitorLaunch& l) {
                                    "--uts", l.new_uts ? "new" : "host",
                                    "--pid", l.pod_pid ? "pod" : "none",
                                    "--ready-fd", "3"};
+  for (const std::string& procs : l.cgroup_procs) {
+    args.push_back("--cgroup-procs");
+    args.push_back(procs);
+  }
   for (const auto& [key, value] : l.sysctls) {
     args.push_back("--sysctl");
     args.push_back(absl::StrCat(key, "=", value));

@@ -23,6 +23,7 @@ struct MonitorLaunch {
   bool pod_pid = false;
   std::string hostname;
   std::vector<std::pair<std::string, std::string>> sysctls;  // validated by the caller
+  std::vector<std::string> cgroup_procs;  // the monitor joins these cgroups first
   int ready_timeout_ms = 10000;
 };
 

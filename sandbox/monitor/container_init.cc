@@ -423,6 +423,9 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
+  // Nothing happens until the monitor has put us in our cgroup.
+  char placed;
+  if (::read(p.start_r, &placed, 1) != 1) ::_exit(127);
 
   if (p.tty >= 0) {
     // The terminal becomes the session's controlling terminal and all of stdio.
@@ -530,6 +533,16 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
     Fail(p, absl::StrCat("working directory \"", cwd, "\""), errno, 'I');
   }
 
+  if (spec.set_oom_score_adj()) {
+    // As containerd's restrict_oom_score_adj: never below our own score,
+    // which a node without CAP_SYS_RESOURCE would refuse anyway.
+    int own = 0;
+    std::ifstream("/proc/self/oom_score_adj") >> own;
+    std::string value = absl::StrCat(std::max(own, static_cast<int>(spec.oom_score_adj())));
+    int fd = ::open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || ::write(fd, value.data(), value.size()) < 0) Fail(p, "set oom_score_adj", errno);
+    ::close(fd);
+  }
   std::vector<gid_t> groups(spec.additional_gids().begin(), spec.additional_gids().end());
   if (spec.merge_image_groups() && !ids.name.empty()) {
     for (gid_t g : ImageGroups(ids.name)) {

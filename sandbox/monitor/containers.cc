@@ -12,8 +12,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <fstream>
 #include <cstring>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "common/log.h"
@@ -115,6 +117,24 @@ absl::Status Monitor::Create(const ContainerSpec& spec, ContainerState* state) {
     ContainerInit(spec, InitPipes{sync[1], start[0], out[1], err[1], in[0], tty_slave.get()});
   }
   int clone_errno = errno;
+  if (pid > 0) {
+    // Into its cgroup before it does anything: then one byte lets it go on
+    // (the next byte on the same pipe, at StartContainer, lets it exec).
+    for (const std::string& procs : spec.cgroup_procs()) {
+      std::string text = absl::StrCat(pid);
+      UniqueFd fd(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
+      if (!fd || ::write(fd.get(), text.data(), text.size()) < 0) {
+        absl::Status st = ErrnoError(errno, absl::StrCat("move the container process into ", procs));
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+        for (int fd2 : {sync[0], sync[1], start[0], start[1], out[0], out[1], err[0], err[1], in[0], in[1]}) {
+          if (fd2 >= 0) ::close(fd2);
+        }
+        return st;
+      }
+    }
+    if (::write(start[1], "C", 1) != 1) clone_errno = errno;
+  }
   ::close(sync[1]);
   ::close(start[0]);
   ::close(out[1]);
@@ -222,12 +242,28 @@ absl::Status Monitor::ReopenLog(const std::string& id, ContainerState* state) {
   return absl::OkStatus();
 }
 
+// The "oom_kill N" count of a memory.events or memory.oom_control file.
+static uint64_t OomKills(const std::string& file) {
+  std::ifstream in(file);
+  for (std::string key, value; in >> key >> value;) {
+    uint64_t n = 0;
+    if (key == "oom_kill" && absl::SimpleAtoi(value, &n)) return n;
+  }
+  return 0;
+}
+
 void Monitor::Reaped(pid_t pid, int status) {
   for (auto& [id, c] : containers_) {
     if (c->pid != pid) continue;
     c->state.set_phase(ContainerState::EXITED);
     c->state.set_finished_at_ns(NowNs());
     c->state.set_exit_code(WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status));
+    // Killed, and its cgroup counts an OOM kill: the OOM killer did it (the
+    // process itself, or its pid 1 after a child was chosen).
+    if (!c->spec.oom_events().empty() && OomKills(c->spec.oom_events()) > 0 &&
+        (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) {
+      c->state.set_oom_killed(true);
+    }
     c->state.set_pid(0);
     c->pid = 0;
     RecordExit(*c);

@@ -116,6 +116,8 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
       o.pod_pid = value == "pod";
     } else if (flag == "--hostname") {
       o.hostname = value;
+    } else if (flag == "--cgroup-procs") {
+      o.cgroup_procs.push_back(value);
     } else if (flag == "--sysctl") {
       std::pair<std::string, std::string> kv = absl::StrSplit(value, absl::MaxSplits('=', 1));
       if (kv.first.empty() || value.find('=') == std::string::npos) return Usage("--sysctl: key=value");
@@ -152,6 +154,13 @@ absl::Status Monitor::StartPodInit() {
 }
 
 absl::Status Monitor::Setup() {
+  for (const std::string& procs : options_.cgroup_procs) {
+    std::string pid = absl::StrCat(::getpid());
+    UniqueFd fd(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd || ::write(fd.get(), pid.data(), pid.size()) < 0) {
+      return ErrnoError(errno, absl::StrCat("join the pod's cgroup ", procs));
+    }
+  }
   // Orphans of the pod's processes come to us, not to the node's init.
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return ErrnoError(errno, "become subreaper");
   std::string ns_dir = absl::StrCat(options_.dir, "/ns");

@@ -31,6 +31,9 @@ struct Options {
   // Namespaced sysctls ("net.ipv4.ip_forward" or "net/ipv4/ip_forward"),
   // written in the pod's namespaces once they exist.
   std::vector<std::pair<std::string, std::string>> sysctls;
+  // The pod's own cgroup for the monitor and the pod's init (each
+  // hierarchy's cgroup.procs), joined first thing.
+  std::vector<std::string> cgroup_procs;
   int ready_fd = -1;     // criusd reads "ok" or an error from here
 };
 

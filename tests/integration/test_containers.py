@@ -156,9 +156,15 @@ def test_image_entrypoint_cmd_env_and_workdir_combine_as_kubernetes_says(d, pod,
 def test_stop_sends_sigterm_then_the_process_exits_with_its_code(d, pod, busybox):
     pb = d.pb
     cid = create(d, pod, busybox.ref, command=["sh", "-c"],
-                 args=["trap 'exit 42' TERM; while true; do sleep 0.1; done"])
+                 args=["trap 'exit 42' TERM; echo trapped; while true; do sleep 0.1; done"])
     start(d, cid)
     wait_state(d, cid, pb.CONTAINER_RUNNING)
+    # SIGTERM before the shell has set its trap would kill it (143): wait for it.
+    log = status(d, cid).log_path
+    deadline = time.monotonic() + 10
+    while not any(line.endswith(" trapped") for line in log_lines(log)):
+        assert time.monotonic() < deadline, "the shell never set its trap"
+        time.sleep(0.02)
     t = time.monotonic()
     stop(d, cid, timeout=10)
     assert time.monotonic() - t < 5

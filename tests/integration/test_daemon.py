@@ -150,7 +150,7 @@ IMPLEMENTED = {"Version", "Status", "RuntimeConfig", "UpdateRuntimeConfig", "Lis
                "RunPodSandbox", "StopPodSandbox", "RemovePodSandbox", "PodSandboxStatus",
                "ListPodSandbox", "StreamPodSandboxes", "CreateContainer", "StartContainer",
                "StopContainer", "RemoveContainer", "ContainerStatus", "ListContainers",
-               "StreamContainers", "ReopenContainerLog"}
+               "StreamContainers", "ReopenContainerLog", "UpdateContainerResources"}
 
 
 def all_rpcs(pb):

@@ -2,6 +2,7 @@
 no_new_privs, privileged, masked and read-only paths, users and groups,
 seccomp, and the pod's sysctls; each request checked from inside a real
 container, and each bad request refused before anything is made."""
+import json
 import os
 import subprocess
 import time
@@ -324,6 +325,62 @@ def test_an_absolute_image_symlink_resolves_inside_the_root(pod, tmp):
     (tmp / "vol2" / "f").write_text("mounted\n")
     code, out = pod.run("cat /srv/m/f", mounts=[mount_spec(pod.pb, tmp / "vol2", "/varrun/m")])
     assert code == 0 and out == "mounted\n"
+
+
+# --- seccomp -----------------------------------------------------------------------------
+
+def profile(pb, kind, path=""):
+    return pb.SecurityProfile(profile_type=getattr(pb.SecurityProfile, kind), localhost_ref=path)
+
+
+def test_runtime_default_seccomp_blocks_unshare_and_mount(pod):
+    pb = pod.pb
+    # A user namespace needs no capability: only the filter can stop it.
+    code, out = pod.run("unshare -U true && echo unshared; grep Seccomp: /proc/self/status",
+                        seccomp=profile(pb, "Unconfined"))
+    assert "unshared" in out and "Seccomp:\t0" in out
+    code, out = pod.run("unshare -U true && echo unshared; mount -t tmpfs t /mnt && echo mounted; "
+                        "grep Seccomp: /proc/self/status; echo alive",
+                        seccomp=profile(pb, "RuntimeDefault"))
+    assert "unshared" not in out and "mounted" not in out
+    assert "Operation not permitted" in out and "Seccomp:\t2" in out and "alive" in out
+
+
+def test_nothing_asked_is_unconfined_as_under_containerd(pod):
+    assert "Seccomp:\t0" in pod.run("grep Seccomp: /proc/self/status")[1]
+
+
+def test_the_deprecated_profile_path_still_works(pod):
+    _, out = pod.run("grep Seccomp: /proc/self/status", seccomp_profile_path="runtime/default")
+    assert "Seccomp:\t2" in out
+
+
+def test_a_localhost_profile_is_enforced(pod, tmp):
+    path = tmp / "deny-mkdir.json"
+    path.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}))
+    code, out = pod.run("mkdir /tmp/x && echo made; echo alive",
+                        seccomp=profile(pod.pb, "Localhost", str(path)))
+    assert "made" not in out and "Operation not permitted" in out and "alive" in out
+    _, out = pod.run("mkdir /tmp/x && echo made", seccomp_profile_path=f"localhost/{path}")
+    assert "made" not in out
+
+
+@pytest.mark.parametrize("text,why", [
+    (None, "cannot be read"),
+    ("{not json", "not valid JSON"),
+    ('{"defaultAction": "SCMP_ACT_EXPLODE"}', "SCMP_ACT_EXPLODE"),
+])
+def test_bad_localhost_profiles_are_refused_naming_the_field(pod, tmp, text, why):
+    path = tmp / "profile.json"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(grpc.RpcError) as e:
+        pod.create(pod.config("true", seccomp=profile(pod.pb, "Localhost", str(path))))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "config.linux.security_context.seccomp.localhost_ref" in e.value.details()
+    assert why in e.value.details(), e.value.details()
+    assert_nothing_made(pod.d, 1)
 
 
 # --- devices ---------------------------------------------------------------------------
