@@ -86,20 +86,23 @@ absl::Status CreateContainerCgroup(Runtime& rt, const Pod& pod, Container& c,
   cgroups::Driver& driver = rt.cgroups();
   if (c.cgroup.empty()) return absl::OkStatus();  // a pod from before cgroups: nothing to join
   CRIUS_RETURN_IF_ERROR(driver.Create(c.cgroup));
-  CRIUS_RETURN_IF_ERROR(Prefixed(driver.Apply(c.cgroup, ToResources(resources)), "config."));
-  if (driver.version() == 1 && !spec->privileged()) {
+  absl::Status st = Prefixed(driver.Apply(c.cgroup, ToResources(resources)), "config.");
+  if (st.ok() && driver.version() == 1 && !spec->privileged()) {
     std::vector<cgroups::DeviceRule> allow;
     for (const crius::monitor::Device& d : spec->devices()) {
       allow.push_back({d.block() ? 'b' : 'c', d.dev_major(), d.dev_minor(), d.permissions()});
     }
-    CRIUS_RETURN_IF_ERROR(driver.SetDevicePolicy(c.cgroup, allow));
+    st = driver.SetDevicePolicy(c.cgroup, allow);
+  }
+  if (!st.ok()) {
+    (void)driver.Remove(c.cgroup);  // nothing is in it yet
+    return st;
   }
   for (const std::string& f : driver.ProcsFiles(c.cgroup)) spec->add_cgroup_procs(f);
   spec->set_oom_events(driver.OomEventsFile(c.cgroup));
-  if (resources.oom_score_adj() != 0) {
-    spec->set_set_oom_score_adj(true);
-    spec->set_oom_score_adj(static_cast<int32_t>(resources.oom_score_adj()));
-  }
+  // Always, 0 included: else the container inherits the monitor's score.
+  spec->set_set_oom_score_adj(true);
+  spec->set_oom_score_adj(static_cast<int32_t>(resources.oom_score_adj()));
   return absl::OkStatus();
 }
 

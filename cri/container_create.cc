@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <fstream>
@@ -142,7 +143,10 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
     return absl::NotFoundError(absl::StrCat("pod sandbox ", req.pod_sandbox_id(), " not found"));
   }
   RefreshPod(rt, *pod);
-  if (pod->state != kPodReady) {
+  // Held to the end: a StopPodSandbox or RemovePodSandbox waits for this
+  // container to be made (or undone) instead of removing the pod beneath it.
+  std::lock_guard<std::mutex> pod_lock(pod->op);
+  if (pod->state != kPodReady || rt.pods().Get(pod->id) == nullptr) {
     return absl::FailedPreconditionError(
         absl::StrCat("pod sandbox ", pod->id, " is not ready: containers cannot be created in it"));
   }
@@ -167,6 +171,10 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
     std::string field = absl::StrCat("config.mounts[", i, "]");
     if (m.container_path().empty() || m.container_path()[0] != '/') {
       return Invalid(field, absl::StrCat("container_path \"", m.container_path(), "\" is not absolute"));
+    }
+    std::vector<absl::string_view> parts = absl::StrSplit(m.container_path(), '/');
+    if (std::find(parts.begin(), parts.end(), "..") != parts.end()) {
+      return Invalid(field, absl::StrCat("container_path \"", m.container_path(), "\" has a \"..\" part"));
     }
     struct stat st;
     if (m.host_path().empty() || ::stat(m.host_path().c_str(), &st) != 0) {

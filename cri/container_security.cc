@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <tuple>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -121,6 +122,7 @@ absl::Status ApplySecurityContext(const v1::ContainerConfig& config, const v1::P
   CRIUS_ASSIGN_OR_RETURN(std::vector<int> caps, Capabilities(sc));
   for (int c : caps) spec->add_capabilities(static_cast<uint32_t>(c));
   spec->set_privileged(sc.privileged());
+  spec->set_nodev(!sc.privileged());
   spec->set_no_new_privs(sc.no_new_privs());
   CRIUS_RETURN_IF_ERROR(CheckPaths(sc.masked_paths(), absl::StrCat(field, ".masked_paths")));
   CRIUS_RETURN_IF_ERROR(CheckPaths(sc.readonly_paths(), absl::StrCat(field, ".readonly_paths")));
@@ -128,6 +130,18 @@ absl::Status ApplySecurityContext(const v1::ContainerConfig& config, const v1::P
   if (!sc.privileged()) {
     for (const std::string& p : sc.masked_paths()) spec->add_masked_paths(p);
     for (const std::string& p : sc.readonly_paths()) spec->add_readonly_paths(p);
+    // kubelet always sends both lists (empty only for procMount Unmasked,
+    // and then not both); other clients send none: containerd's defaults.
+    if (sc.masked_paths().empty() && sc.readonly_paths().empty()) {
+      for (const char* p : {"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+                            "/sys/firmware", "/sys/devices/virtual/powercap"}) {
+        spec->add_masked_paths(p);
+      }
+      for (const char* p : {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}) {
+        spec->add_readonly_paths(p);
+      }
+    }
   }
   for (int i = 0; i < sc.supplemental_groups_size(); ++i) {
     int64_t g = sc.supplemental_groups(i);
@@ -165,25 +179,26 @@ absl::Status ApplyDevices(const v1::ContainerConfig& config, crius::monitor::Con
     if (d.host_path().empty() || ::stat(d.host_path().c_str(), &st) != 0) {
       return Invalid(field, absl::StrCat("host_path \"", d.host_path(), "\" does not exist"));
     }
-    std::vector<std::pair<std::string, struct stat>> nodes;
+    std::vector<std::tuple<std::string, std::string, struct stat>> nodes;  // dest, host, stat
     if (S_ISDIR(st.st_mode)) {
       DIR* dir = ::opendir(d.host_path().c_str());
       while (struct dirent* e = dir ? ::readdir(dir) : nullptr) {
         struct stat est;
         std::string path = absl::StrCat(d.host_path(), "/", e->d_name);
         if (::lstat(path.c_str(), &est) == 0 && (S_ISCHR(est.st_mode) || S_ISBLK(est.st_mode))) {
-          nodes.emplace_back(absl::StrCat(dest, "/", e->d_name), est);
+          nodes.emplace_back(absl::StrCat(dest, "/", e->d_name), path, est);
         }
       }
       if (dir) ::closedir(dir);
     } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
-      nodes.emplace_back(dest, st);
+      nodes.emplace_back(dest, d.host_path(), st);
     } else {
       return Invalid(field, absl::StrCat("host_path \"", d.host_path(), "\" is not a device"));
     }
-    for (const auto& [path, node] : nodes) {
+    for (const auto& [path, host, node] : nodes) {
       crius::monitor::Device* out = spec->add_devices();
       out->set_path(path);
+      out->set_host_path(host);
       out->set_block(S_ISBLK(node.st_mode));
       out->set_dev_major(major(node.st_rdev));
       out->set_dev_minor(minor(node.st_rdev));

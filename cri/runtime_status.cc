@@ -1,3 +1,8 @@
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -42,8 +47,11 @@ absl::Status RuntimeStatus(Runtime& rt, const v1::StatusRequest& req, v1::Status
        {std::string(), rt.config().runtime_handlers.spt, rt.config().runtime_handlers.hvt}) {
     v1::RuntimeHandler* h = resp->add_runtime_handlers();
     h->set_name(name);
-    // Namespace sandboxes make mounts read-only recursively (mount_setattr).
-    h->mutable_features()->set_recursive_read_only_mounts(name.empty());
+    // Namespace sandboxes make mounts read-only recursively, where the
+    // kernel has mount_setattr (5.12).
+    static const bool has_mount_setattr =
+        ::syscall(SYS_mount_setattr, -1, "", 0, nullptr, 0) != 0 && errno != ENOSYS;
+    h->mutable_features()->set_recursive_read_only_mounts(name.empty() && has_mount_setattr);
     h->mutable_features()->set_user_namespaces(false);
   }
   resp->mutable_features()->set_supplemental_groups_policy(true);

@@ -46,6 +46,7 @@ void RefreshPod(Runtime& rt, Pod& pod) {
   ReleasePodPins(pod);
   pod.monitor_pidfd.reset();
   pod.namespaces.clear();
+  pod.ips.clear();
   pod.state = kPodNotReady;
   if (absl::Status st = rt.pods().Save(pod); !st.ok()) {
     LOG_ERROR("pod %s: record NotReady: %s", pod.id, std::string(st.message()));

@@ -138,9 +138,13 @@ absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
   // kubelet retries: the same metadata is the same pod.
   if (std::shared_ptr<Pod> existing = rt.pods().ByName(name)) {
     std::lock_guard<std::mutex> lock(existing->op);  // wait out a creation under way
-    if (rt.pods().Get(existing->id) != nullptr && existing->state != kPodCreating) {
+    if (rt.pods().Get(existing->id) != nullptr && existing->state == kPodReady) {
       resp->set_pod_sandbox_id(existing->id);
       return absl::OkStatus();
+    }
+    if (rt.pods().Get(existing->id) != nullptr && existing->state == kPodNotReady) {
+      return absl::AlreadyExistsError(absl::StrCat("the name ", name, " is reserved by pod ", existing->id,
+                                                   ", which is not ready: remove it first"));
     }
   }
 

@@ -106,7 +106,10 @@ absl::StatusOr<std::string> ExecPlugin(const std::string& path, const std::vecto
       timed_out = true;
       break;
     }
-    if (::poll(p, n, static_cast<int>(left)) < 0 && errno != EINTR) break;
+    if (::poll(p, n, static_cast<int>(left)) < 0 && errno != EINTR) {
+      timed_out = true;  // cannot watch it any more: end it as if it ran out of time
+      break;
+    }
     for (int i = 0; i < n; ++i) {
       if (p[i].revents == 0) continue;
       if (in_w && p[i].fd == in_w.get()) {
@@ -257,7 +260,10 @@ std::vector<std::string> SandboxIps(const json& result, const std::string& ifnam
         int64_t i = idx->get<int64_t>();
         if (i < 0 || i >= static_cast<int64_t>(ifaces->size())) continue;
         const json& iface = (*ifaces)[static_cast<size_t>(i)];
-        if (!iface.is_object() || iface.value("sandbox", "").empty() || iface.value("name", "") != ifname) {
+        auto sandbox = iface.is_object() ? iface.find("sandbox") : iface.end();
+        auto name = iface.is_object() ? iface.find("name") : iface.end();
+        if (!iface.is_object() || sandbox == iface.end() || !sandbox->is_string() || sandbox->get<std::string>().empty() ||
+            name == iface.end() || !name->is_string() || name->get<std::string>() != ifname) {
           continue;
         }
       }

@@ -62,7 +62,9 @@ absl::StatusOr<Cache> ReadCache(const std::string& path) {
   auto bad = [&](absl::string_view why) {
     return absl::DataLossError(absl::StrCat("CNI cache ", path, ": ", why));
   };
-  if (!j.is_object() || j.value("kind", "") != kCacheKind) return bad("not a crius CNI cache");
+  if (!j.is_object() || !j.contains("kind") || !j["kind"].is_string() || j["kind"].get<std::string>() != kCacheKind) {
+    return bad("not a crius CNI cache");
+  }
   Cache c;
   try {
     const json& n = j.at("network");

@@ -154,7 +154,7 @@ bool EscapesRoot(int root, const std::string& dest, std::string* via) {
 
 // Binds `source` onto `dest` inside the root (opened as `root`).
 void Bind(const InitPipes& p, int root, const std::string& source, const std::string& dest,
-          bool readonly, bool recursive = true, bool recursive_readonly = false) {
+          bool readonly, bool recursive = true, bool recursive_readonly = false, bool nodev = false) {
   struct stat st;
   if (::stat(source.c_str(), &st) != 0) Fail(p, absl::StrCat("mount source ", source), errno);
   std::string error;
@@ -169,18 +169,19 @@ void Bind(const InitPipes& p, int root, const std::string& source, const std::st
   if (recursive_readonly) {
     target = OpenInRoot(root, dest, S_ISDIR(st.st_mode), &error);
     struct mount_attr attr = {};
-    attr.attr_set = MOUNT_ATTR_RDONLY;
+    attr.attr_set = MOUNT_ATTR_RDONLY | (nodev ? MOUNT_ATTR_NODEV : 0);
     if (target < 0 || ::syscall(SYS_mount_setattr, target, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
                                 sizeof attr) != 0) {
       Fail(p, absl::StrCat("make ", dest, " recursively read-only"), errno);
     }
     ::close(target);
-  } else if (readonly) {
+  }
+  if (!recursive_readonly && (readonly || nodev)) {
     target = OpenInRoot(root, dest, S_ISDIR(st.st_mode), &error);
     proc = absl::StrCat("/proc/self/fd/", target);
-    if (target < 0 ||
-        ::mount(nullptr, proc.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0) {
-      Fail(p, absl::StrCat("make ", dest, " read-only"), errno);
+    unsigned long flags = MS_BIND | MS_REMOUNT | (readonly ? MS_RDONLY : 0) | (nodev ? MS_NODEV : 0);
+    if (target < 0 || ::mount(nullptr, proc.c_str(), nullptr, flags, nullptr) != 0) {
+      Fail(p, absl::StrCat("remount ", dest, readonly ? " read-only" : " nodev"), errno);
     }
     ::close(target);
   }
@@ -350,7 +351,8 @@ bool FindExecutable(const std::string& name, const std::string& path_env, std::s
 }
 
 // The bounding set is cut to the container's capabilities before setuid;
-// a root user then gets them as effective, permitted and inheritable.
+// a root user then gets them as effective and permitted. Inheritable stays
+// empty, as runc keeps it since CVE-2022-24769.
 void SetCapabilities(const InitPipes& p, const ContainerSpec& spec, bool root) {
   uint64_t keep = 0;
   for (uint32_t cap : spec.capabilities()) {
@@ -377,7 +379,6 @@ void SetCapabilities(const InitPipes& p, const ContainerSpec& spec, bool root) {
     if (!(keep & (uint64_t{1} << cap))) continue;
     data[cap / 32].effective |= 1u << (cap % 32);
     data[cap / 32].permitted |= 1u << (cap % 32);
-    data[cap / 32].inheritable |= 1u << (cap % 32);
   }
   if (::syscall(SYS_capset, &header, data) != 0) Fail(p, "set capabilities", errno);
 }
@@ -458,18 +459,26 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
   std::string lower = absl::StrJoin(spec.lower_dirs(), ":");
   std::string options = absl::StrCat("lowerdir=", lower, ",upperdir=", spec.upper_dir(),
                                      ",workdir=", spec.work_dir());
-  if (::mount("overlay", spec.rootfs().c_str(), "overlay", 0, options.c_str()) != 0) {
+  const unsigned long nodev = spec.nodev() ? MS_NODEV : 0;
+  if (::mount("overlay", spec.rootfs().c_str(), "overlay", nodev, options.c_str()) != 0) {
     Fail(p, absl::StrCat("mount the root filesystem (overlay) on ", spec.rootfs()), errno);
   }
   int root = ::open(spec.rootfs().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root < 0) Fail(p, absl::StrCat("open ", spec.rootfs()), errno);
 
   MountIn(p, root, "proc", "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
-  MountIn(p, root, "tmpfs", "/dev", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k");
+  MountIn(p, root, "tmpfs", "/dev", MS_NOSUID | MS_STRICTATIME | nodev, "mode=755,size=65536k");
   for (const char* dev : {"null", "zero", "full", "random", "urandom", "tty"}) {
     Bind(p, root, absl::StrCat("/dev/", dev), absl::StrCat("/dev/", dev), false, false);
   }
-  for (const Device& d : spec.devices()) MakeDevice(p, root, d);
+  for (const Device& d : spec.devices()) {
+    if (spec.nodev()) {
+      // A bind of the node's own node: its mount is not nodev.
+      Bind(p, root, d.host_path(), d.path(), false, false);
+    } else {
+      MakeDevice(p, root, d);
+    }
+  }
   MountIn(p, root, "devpts", "/dev/pts", MS_NOSUID | MS_NOEXEC,
           "newinstance,ptmxmode=0666,mode=0620,gid=5");
   if (spec.shm().empty()) {
@@ -486,7 +495,7 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
       Fail(p, absl::StrCat("config.mounts[", m.index(), "]: container_path \"", m.destination(),
                            "\" leads out of the root filesystem through the image's symlink ", via), 0, 'I');
     }
-    Bind(p, root, m.source(), m.destination(), m.readonly(), true, m.recursive_readonly());
+    Bind(p, root, m.source(), m.destination(), m.readonly(), true, m.recursive_readonly(), spec.nodev());
     if (m.propagation() != 0) {
       std::string error;
       int target = OpenInRoot(root, m.destination(), true, &error);
@@ -513,8 +522,19 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
       ::mount(nullptr, ".", nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0) {
     Fail(p, "make the root filesystem read-only", errno);
   }
+  // The old root, slave before it goes: with a bidirectional mount our
+  // copies of the node's mounts are its peers, and detaching them must not
+  // unmount them on the node. It is named through an fd taken before the
+  // pivot: "." would name the new root, and the bidirectional mounts in it.
+  int old_root = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (old_root < 0) Fail(p, "open the old root", errno);
   if (::syscall(SYS_pivot_root, ".", ".") != 0) Fail(p, "pivot_root", errno);
-  if (::umount2(".", MNT_DETACH) != 0) Fail(p, "detach the old root", errno);
+  std::string old_path = absl::StrCat("/proc/self/fd/", old_root);
+  if (::mount(nullptr, old_path.c_str(), nullptr, MS_SLAVE | MS_REC, nullptr) != 0) {
+    Fail(p, "make the old root a slave", errno);
+  }
+  if (::umount2(old_path.c_str(), MNT_DETACH) != 0) Fail(p, "detach the old root", errno);
+  ::close(old_root);
   if (::chdir("/") != 0) Fail(p, "chdir /", errno);
   ::close(root);
 

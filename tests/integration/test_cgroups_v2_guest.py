@@ -17,7 +17,8 @@ def test_the_cgroup_driver_passes_its_tests_on_cgroup_v2():
     with Guest(files={"/t/cgroups_test": binary}, env={"GTEST_COLOR": "no"}) as g:
         status, out = g.run(["sh", "-c", "cat /sys/fs/cgroup/cgroup.controllers; "
                                          "CRIUS_CGROUP_REAL=1 /t/cgroups_test"], timeout=900)
-    assert status == 0, out[-4000:]
+    failures = [l for l in out.splitlines() if "FAILED" in l or "Failure" in l or "error:" in l]
+    assert status == 0, "\n".join(failures) + "\n...\n" + out[-3000:]
     assert "memory" in out.splitlines()[0] and "pids" in out.splitlines()[0]
     # The real tests ran (none skipped) on v2.
     assert re.search(r"\[  PASSED  \] \d+ tests", out), out[-2000:]

@@ -272,6 +272,7 @@ def test_bidirectional_propagation_shows_container_mounts_on_the_node(d, tmp, fe
     (tmp / "bi" / "sub").mkdir()
     p = Pod(d, tmp, fenced_image, privileged=True)
     pb = p.pb
+    node_mounts = {l.split()[4] for l in open("/proc/self/mountinfo")}
     code, out = p.run("mount -t tmpfs -o size=1m made-in-container /b/sub && echo mounted",
                       privileged=True,
                       mounts=[mount_spec(pb, tmp / "bi", "/b", propagation=pb.PROPAGATION_BIDIRECTIONAL)])
@@ -279,6 +280,8 @@ def test_bidirectional_propagation_shows_container_mounts_on_the_node(d, tmp, fe
     try:
         seen = [l.split()[1] for l in open("/proc/self/mounts") if l.startswith("made-in-container ")]
         assert str(tmp / "bi" / "sub") in seen
+        # ... and the container's teardown of its copies unmounted nothing here.
+        assert node_mounts - {l.split()[4] for l in open("/proc/self/mountinfo")} == set()
     finally:
         subprocess.run(["umount", str(tmp / "bi" / "sub")], check=False)
 
@@ -302,6 +305,7 @@ def test_propagation_needs_the_host_side_to_propagate(pod, tmp, mounts):
     ("/v", {"readonly": True, "recursive_read_only": True, "propagation": 1},
      "recursive_read_only needs private propagation"),
     ("relative", {}, "is not absolute"),
+    ("/a/../../etc", {}, "has a \"..\" part"),
 ])
 def test_bad_mounts_are_refused_naming_the_mount(pod, tmp, container_path, mount_kw, why):
     pb = pod.pb
@@ -395,6 +399,18 @@ def test_a_cri_device_is_a_node_in_the_containers_dev(pod):
     mode, _, uid, gid, numbers = out.split()[:5]
     assert mode.startswith("c") and numbers.rstrip(",") == str(os.major(st.st_rdev))
     assert out.split()[-1] == "4"
+
+
+def test_device_nodes_the_container_makes_cannot_be_opened(pod, tmp):
+    """Even ones the device policy allows (null): the rootfs, /dev and the CRI
+    mounts are nodev, which holds where no device cgroup does (cgroup v2)."""
+    (tmp / "vol").mkdir()
+    code, out = pod.run("mknod /tmp/mynull c 1 3 && echo made; echo x > /tmp/mynull && echo opened; "
+                        "mknod /dev/mynull c 1 3; echo y > /dev/mynull && echo opened-dev; "
+                        "mknod /v/mynull c 1 3; echo z > /v/mynull && echo opened-vol; echo x > /dev/null && echo null-ok",
+                        mounts=[pod.pb.Mount(host_path=str(tmp / "vol"), container_path="/v")])
+    assert "made" in out and "null-ok" in out
+    assert "opened" not in out.replace("null-ok", ""), out
 
 
 @pytest.mark.parametrize("device,why", [
