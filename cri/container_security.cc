@@ -163,7 +163,45 @@ absl::Status ApplySecurityContext(const v1::ContainerConfig& config, const v1::P
   return absl::OkStatus();
 }
 
+// Every device node under the node's `dir` (recursively), as containerd
+// gives a privileged container; what the container's /dev has anyway (the
+// standard nodes, pts, shm, mqueue) is left out.
+void AddHostDevices(const std::string& dir, crius::monitor::ContainerSpec* spec) {
+  static const std::set<std::string> kSkip = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random",
+                                              "/dev/urandom", "/dev/tty", "/dev/ptmx", "/dev/pts",
+                                              "/dev/shm", "/dev/mqueue", "/dev/fd"};
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return;
+  std::vector<std::string> subdirs;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    std::string path = absl::StrCat(dir, "/", name);
+    if (kSkip.count(path)) continue;
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      subdirs.push_back(path);
+    } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+      crius::monitor::Device* out = spec->add_devices();
+      out->set_path(path);
+      out->set_host_path(path);
+      out->set_block(S_ISBLK(st.st_mode));
+      out->set_dev_major(major(st.st_rdev));
+      out->set_dev_minor(minor(st.st_rdev));
+      out->set_mode(st.st_mode & 07777);
+      out->set_uid(st.st_uid);
+      out->set_gid(st.st_gid);
+      out->set_permissions("rwm");
+    }
+  }
+  ::closedir(d);
+  std::sort(subdirs.begin(), subdirs.end());
+  for (const std::string& sub : subdirs) AddHostDevices(sub, spec);
+}
+
 absl::Status ApplyDevices(const v1::ContainerConfig& config, crius::monitor::ContainerSpec* spec) {
+  if (config.linux().security_context().privileged()) AddHostDevices("/dev", spec);
   for (int i = 0; i < config.devices_size(); ++i) {
     const v1::Device& d = config.devices(i);
     std::string field = absl::StrCat("config.devices[", i, "]");

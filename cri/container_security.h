@@ -41,7 +41,9 @@ absl::Status ApplySeccomp(const v1::ContainerConfig& config, crius::monitor::Con
 
 // The CRI devices as nodes to make: each host_path must be a character or
 // block device (a directory: every device directly in it), permissions a
-// non-empty subset of "rwm". InvalidArgument naming config.devices[i].
+// non-empty subset of "rwm". InvalidArgument naming config.devices[i]. A
+// privileged container also gets every device of the node's /dev, as
+// under containerd.
 absl::Status ApplyDevices(const v1::ContainerConfig& config, crius::monitor::ContainerSpec* spec);
 
 // The pod's sysctls, checked: only namespaced ones (net.* unless the pod

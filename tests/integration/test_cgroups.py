@@ -211,20 +211,33 @@ def test_a_fork_bomb_is_held_by_the_pids_limit(d, tmp, image, kubelet_parent):
     assert not os.path.exists(v1_file("pids", f"{kubelet_parent}/{cid}", ""))
 
 
-def test_mknod_cannot_open_a_host_disk(d, tmp, image):
-    disk = next(line.split() for line in open("/proc/partitions") if line.split()[-1:] != ["name"]
-                and len(line.split()) == 4)
-    major, minor = disk[0], disk[1]
+def test_mknod_cannot_open_a_host_device(d, tmp, image):
+    # /dev/kvm: a device the node itself opens (this VM's disk it cannot read).
+    st = os.stat("/dev/kvm")
+    major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    with open("/dev/kvm", "rb+", buffering=0):
+        pass
     p = Pod(d, tmp, image)
-    cid = p.create(f"mknod /tmp/disk b {major} {minor} && echo made; head -c 1 /tmp/disk >/dev/null && echo opened-disk")
+    cid = p.create(f"mknod /tmp/kvm c {major} {minor} && echo made; exec 3<>/tmp/kvm && echo opened-device")
     p.start(cid)
     p.wait_exit(cid)
     out = p.log(1)
-    assert "made" in out and "opened-disk" not in out, out
-    # Two fences: the rootfs is nodev, and the device cgroup denies the disk.
+    assert "made" in out and "opened-device" not in out, out
+    # Two fences: the rootfs is nodev, and the device cgroup denies it.
     allowed = open(v1_file("devices", f"/crius/{p.id}/{cid}", "devices.list")).read().split("\n")
-    assert "a *:* rwm" not in allowed and "c 1:3 rwm" in allowed and "b *:* m" in allowed
-    assert not any(l.startswith(f"b {major}:{minor}") for l in allowed)
+    assert "a *:* rwm" not in allowed and "c 1:3 rwm" in allowed and "c *:* m" in allowed
+    assert not any(l.startswith(f"c {major}:{minor}") for l in allowed)
+
+
+def test_the_device_cgroup_enforces_a_cri_devices_permissions(d, tmp, image):
+    # /dev/kvm is not in the standard allow list: only the CRI entry opens it.
+    p = Pod(d, tmp, image)
+    cfg_devices = [d.pb.Device(host_path="/dev/kvm", container_path="/dev/kvm", permissions="r")]
+    cid = p.create("exec 3</dev/kvm && echo read-ok; exec 4>/dev/kvm && echo write-ok", devices=cfg_devices)
+    p.start(cid)
+    p.wait_exit(cid)
+    out = p.log(1)
+    assert "read-ok" in out and "write-ok" not in out and "Operation not permitted" in out, out
 
 
 @pytest.mark.parametrize("resources,field", [
