@@ -163,6 +163,23 @@ absl::Status ApplySecurityContext(const v1::ContainerConfig& config, const v1::P
   return absl::OkStatus();
 }
 
+namespace {
+
+// The node's device `host` (stat `st`) as `path` in the container.
+void AddDevice(const std::string& path, const std::string& host, const struct stat& st,
+               const std::string& permissions, crius::monitor::ContainerSpec* spec) {
+  crius::monitor::Device* out = spec->add_devices();
+  out->set_path(path);
+  out->set_host_path(host);
+  out->set_block(S_ISBLK(st.st_mode));
+  out->set_dev_major(major(st.st_rdev));
+  out->set_dev_minor(minor(st.st_rdev));
+  out->set_mode(st.st_mode & 07777);
+  out->set_uid(st.st_uid);
+  out->set_gid(st.st_gid);
+  out->set_permissions(permissions);
+}
+
 // Every device node under the node's `dir` (recursively), as containerd
 // gives a privileged container; what the container's /dev has anyway (the
 // standard nodes, pts, shm, mqueue) is left out.
@@ -183,22 +200,15 @@ void AddHostDevices(const std::string& dir, crius::monitor::ContainerSpec* spec)
     if (S_ISDIR(st.st_mode)) {
       subdirs.push_back(path);
     } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
-      crius::monitor::Device* out = spec->add_devices();
-      out->set_path(path);
-      out->set_host_path(path);
-      out->set_block(S_ISBLK(st.st_mode));
-      out->set_dev_major(major(st.st_rdev));
-      out->set_dev_minor(minor(st.st_rdev));
-      out->set_mode(st.st_mode & 07777);
-      out->set_uid(st.st_uid);
-      out->set_gid(st.st_gid);
-      out->set_permissions("rwm");
+      AddDevice(path, path, st, "rwm", spec);
     }
   }
   ::closedir(d);
   std::sort(subdirs.begin(), subdirs.end());
   for (const std::string& sub : subdirs) AddHostDevices(sub, spec);
 }
+
+}  // namespace
 
 absl::Status ApplyDevices(const v1::ContainerConfig& config, crius::monitor::ContainerSpec* spec) {
   if (config.linux().security_context().privileged()) AddHostDevices("/dev", spec);
@@ -233,18 +243,7 @@ absl::Status ApplyDevices(const v1::ContainerConfig& config, crius::monitor::Con
     } else {
       return Invalid(field, absl::StrCat("host_path \"", d.host_path(), "\" is not a device"));
     }
-    for (const auto& [path, host, node] : nodes) {
-      crius::monitor::Device* out = spec->add_devices();
-      out->set_path(path);
-      out->set_host_path(host);
-      out->set_block(S_ISBLK(node.st_mode));
-      out->set_dev_major(major(node.st_rdev));
-      out->set_dev_minor(minor(node.st_rdev));
-      out->set_mode(node.st_mode & 07777);
-      out->set_uid(node.st_uid);
-      out->set_gid(node.st_gid);
-      out->set_permissions(perms);
-    }
+    for (const auto& [path, host, node] : nodes) AddDevice(path, host, node, perms, spec);
   }
   return absl::OkStatus();
 }
