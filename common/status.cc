@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 
 namespace crius {
 namespace {
@@ -66,6 +67,10 @@ absl::Status Annotate(const absl::Status& status, absl::string_view context) {
     out.SetPayload(url, payload);
   });
   return out;
+}
+
+absl::Status InvalidField(absl::string_view field, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
 }
 
 }  // namespace crius

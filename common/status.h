@@ -20,6 +20,9 @@ absl::Status ErrnoError(int err, absl::string_view what);
 // The errno recorded by ErrnoError, or 0.
 int ErrnoOf(const absl::Status& status);
 
+// Bad input, InvalidArgument naming the field: "<field>: <why>".
+absl::Status InvalidField(absl::string_view field, absl::string_view why);
+
 // Wraps context outward: Annotate(s, "create cgroup x") turns
 // "mkdir: EACCES" into "create cgroup x: mkdir: EACCES", same code.
 absl::Status Annotate(const absl::Status& status, absl::string_view context);

@@ -9,10 +9,6 @@
 namespace crius::cri {
 namespace {
 
-absl::Status Invalid(absl::string_view field, absl::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
-}
-
 // The driver names fields from "linux.resources."; the request nests them.
 absl::Status Prefixed(const absl::Status& st, absl::string_view prefix) {
   if (st.ok() || !absl::StartsWith(st.message(), "linux.resources")) return st;
@@ -26,13 +22,13 @@ absl::StatusOr<std::string> PodCgroup(const v1::PodSandboxConfig& config, const 
   const char* field = "config.linux.cgroup_parent";
   if (parent.empty()) return absl::StrCat("/crius/", pod_id);
   if (absl::EndsWith(parent, ".slice")) {
-    return Invalid(field, absl::StrCat("\"", parent, "\" is a systemd slice: this node's crius uses the "
+    return InvalidField(field, absl::StrCat("\"", parent, "\" is a systemd slice: this node's crius uses the "
                                        "cgroupfs driver (set kubelet's cgroupDriver to cgroupfs)"));
   }
   bool clean = parent[0] == '/' && parent != "/";
   std::vector<absl::string_view> parts = absl::StrSplit(parent.substr(1), '/');
   for (absl::string_view part : parts) clean = clean && !part.empty() && part != "." && part != "..";
-  if (!clean) return Invalid(field, absl::StrCat("\"", parent, "\" is not a clean absolute cgroup path"));
+  if (!clean) return InvalidField(field, absl::StrCat("\"", parent, "\" is not a clean absolute cgroup path"));
   return parent;
 }
 

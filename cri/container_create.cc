@@ -27,10 +27,6 @@
 namespace crius::cri {
 namespace {
 
-absl::Status Invalid(absl::string_view field, absl::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
-}
-
 int64_t NowNs() {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -61,12 +57,12 @@ absl::Status CheckPropagationSource(const std::string& field, const std::string&
   bool shared = absl::StrContains(best_fields, "shared:");
   bool slave = absl::StrContains(best_fields, "master:");
   if (propagation == v1::PROPAGATION_BIDIRECTIONAL && !shared) {
-    return Invalid(field, absl::StrCat("bidirectional propagation needs host_path \"", host_path,
+    return InvalidField(field, absl::StrCat("bidirectional propagation needs host_path \"", host_path,
                                        "\" on a shared mount, but the mount at ", best,
                                        " is not shared (make it so: mount --make-rshared ", best, ")"));
   }
   if (propagation == v1::PROPAGATION_HOST_TO_CONTAINER && !shared && !slave) {
-    return Invalid(field, absl::StrCat("host-to-container propagation needs host_path \"", host_path,
+    return InvalidField(field, absl::StrCat("host-to-container propagation needs host_path \"", host_path,
                                        "\" on a shared or slave mount, but the mount at ", best,
                                        " is private (make it shared: mount --make-rshared ", best, ")"));
   }
@@ -130,13 +126,13 @@ std::string User(const v1::ContainerConfig& c, const image::ImageConfig& img) {
 
 absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
                              v1::CreateContainerResponse* resp) {
-  if (req.pod_sandbox_id().empty()) return Invalid("pod_sandbox_id", "is empty");
-  if (!req.has_config()) return Invalid("config", "is missing");
+  if (req.pod_sandbox_id().empty()) return InvalidField("pod_sandbox_id", "is empty");
+  if (!req.has_config()) return InvalidField("config", "is missing");
   const v1::ContainerConfig& config = req.config();
   const std::string& name = config.metadata().name();
-  if (name.empty()) return Invalid("config.metadata.name", "is empty");
-  if (absl::StrContains(name, '/')) return Invalid("config.metadata.name", absl::StrCat("\"", name, "\" contains '/'"));
-  if (config.image().image().empty()) return Invalid("config.image.image", "is empty");
+  if (name.empty()) return InvalidField("config.metadata.name", "is empty");
+  if (absl::StrContains(name, '/')) return InvalidField("config.metadata.name", absl::StrCat("\"", name, "\" contains '/'"));
+  if (config.image().image().empty()) return InvalidField("config.image.image", "is empty");
 
   std::shared_ptr<Pod> pod = rt.pods().Find(req.pod_sandbox_id());
   if (pod == nullptr) {
@@ -158,7 +154,7 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
   std::string log_path;
   if (!config.log_path().empty()) {
     if (!CleanRelative(config.log_path())) {
-      return Invalid("config.log_path", absl::StrCat("\"", config.log_path(),
+      return InvalidField("config.log_path", absl::StrCat("\"", config.log_path(),
                                                      "\" leads outside the pod's log directory"));
     }
     if (!pod->config.log_directory().empty()) {
@@ -170,24 +166,24 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
     const v1::Mount& m = config.mounts(i);
     std::string field = absl::StrCat("config.mounts[", i, "]");
     if (m.container_path().empty() || m.container_path()[0] != '/') {
-      return Invalid(field, absl::StrCat("container_path \"", m.container_path(), "\" is not absolute"));
+      return InvalidField(field, absl::StrCat("container_path \"", m.container_path(), "\" is not absolute"));
     }
     std::vector<absl::string_view> parts = absl::StrSplit(m.container_path(), '/');
     if (std::find(parts.begin(), parts.end(), "..") != parts.end()) {
-      return Invalid(field, absl::StrCat("container_path \"", m.container_path(), "\" has a \"..\" part"));
+      return InvalidField(field, absl::StrCat("container_path \"", m.container_path(), "\" has a \"..\" part"));
     }
     struct stat st;
     if (m.host_path().empty() || ::stat(m.host_path().c_str(), &st) != 0) {
-      return Invalid(field, absl::StrCat("host_path \"", m.host_path(), "\" does not exist"));
+      return InvalidField(field, absl::StrCat("host_path \"", m.host_path(), "\" does not exist"));
     }
     if (!v1::MountPropagation_IsValid(m.propagation())) {
-      return Invalid(field, absl::StrCat("propagation ", m.propagation(), " is not private, host-to-container or bidirectional"));
+      return InvalidField(field, absl::StrCat("propagation ", m.propagation(), " is not private, host-to-container or bidirectional"));
     }
     if (m.recursive_read_only() && !m.readonly()) {
-      return Invalid(field, "recursive_read_only needs readonly");
+      return InvalidField(field, "recursive_read_only needs readonly");
     }
     if (m.recursive_read_only() && m.propagation() != v1::PROPAGATION_PRIVATE) {
-      return Invalid(field, "recursive_read_only needs private propagation");
+      return InvalidField(field, "recursive_read_only needs private propagation");
     }
     if (m.propagation() != v1::PROPAGATION_PRIVATE) {
       CRIUS_RETURN_IF_ERROR(CheckPropagationSource(field, m.host_path(), m.propagation()));
@@ -246,7 +242,7 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
   spec->set_rootfs(c->dir + "/rootfs");
   for (const std::string& a : Argv(config, image->config)) spec->add_args(a);
   if (spec->args_size() == 0) {
-    return Invalid("config.command", absl::StrCat("neither the container nor the image \"",
+    return InvalidField("config.command", absl::StrCat("neither the container nor the image \"",
                                                   config.image().image(), "\" names a command"));
   }
   for (const std::string& e : Env(config, image->config)) spec->add_env(e);

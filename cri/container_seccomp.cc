@@ -14,17 +14,13 @@
 namespace crius::cri {
 namespace {
 
-absl::Status Invalid(absl::string_view field, absl::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
-}
-
 absl::StatusOr<sandbox::SeccompProgram> Localhost(const std::string& path, const std::string& field,
                                                   const std::vector<int>& caps) {
   if (path.empty() || path[0] != '/') {
-    return Invalid(field, absl::StrCat("\"", path, "\" is not an absolute path"));
+    return InvalidField(field, absl::StrCat("\"", path, "\" is not an absolute path"));
   }
   std::ifstream in(path);
-  if (!in) return Invalid(field, absl::StrCat("profile \"", path, "\" cannot be read: ", strerror(errno)));
+  if (!in) return InvalidField(field, absl::StrCat("profile \"", path, "\" cannot be read: ", strerror(errno)));
   std::stringstream text;
   text << in.rdbuf();
   return sandbox::CompileProfile(text.str(), caps, absl::StrCat(field, " \"", path, "\""));
@@ -49,7 +45,7 @@ absl::Status ApplySeccomp(const v1::ContainerConfig& config, crius::monitor::Con
         program = Localhost(sc.seccomp().localhost_ref(), field + ".localhost_ref", caps);
         break;
       default:
-        return Invalid(field + ".profile_type", absl::StrCat(sc.seccomp().profile_type(), " is not a profile type"));
+        return InvalidField(field + ".profile_type", absl::StrCat(sc.seccomp().profile_type(), " is not a profile type"));
     }
   } else {
     // The path form kubelets before 1.22 sent; empty means unconfined.
@@ -61,7 +57,7 @@ absl::Status ApplySeccomp(const v1::ContainerConfig& config, crius::monitor::Con
     } else if (absl::StartsWith(path, "localhost/")) {
       program = Localhost(path.substr(strlen("localhost")), path_field, caps);
     } else {
-      return Invalid(path_field, absl::StrCat("\"", path, "\" is neither runtime/default, unconfined nor localhost/<path>"));
+      return InvalidField(path_field, absl::StrCat("\"", path, "\" is neither runtime/default, unconfined nor localhost/<path>"));
     }
   }
   if (!program->ok()) return program->status();

@@ -21,10 +21,6 @@
 namespace crius::cri {
 namespace {
 
-absl::Status Invalid(absl::string_view field, absl::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
-}
-
 int LastCapability() {
   static const int last = [] {
     std::ifstream in("/proc/sys/kernel/cap_last_cap");
@@ -61,7 +57,7 @@ absl::Status CheckPaths(const google::protobuf::RepeatedPtrField<std::string>& p
     bool clean = !p.empty() && p[0] == '/';
     for (absl::string_view part : absl::StrSplit(p, '/')) clean = clean && part != "..";
     if (!clean || p.find('\0') != std::string::npos) {
-      return Invalid(absl::StrCat(field, "[", i, "]"), absl::StrCat("\"", p, "\" is not a clean absolute path"));
+      return InvalidField(absl::StrCat(field, "[", i, "]"), absl::StrCat("\"", p, "\" is not a clean absolute path"));
     }
   }
   return absl::OkStatus();
@@ -98,7 +94,7 @@ absl::StatusOr<std::vector<int>> Capabilities(const v1::LinuxContainerSecurityCo
       if (IsAll(name)) continue;
       int cap = CapabilityNumber(name);
       if (cap < 0) {
-        return Invalid(absl::StrCat(field, adding ? ".add_capabilities[" : ".drop_capabilities[", i, "]"),
+        return InvalidField(absl::StrCat(field, adding ? ".add_capabilities[" : ".drop_capabilities[", i, "]"),
                        absl::StrCat("unknown capability \"", name, "\""));
       }
       if (adding) {
@@ -116,7 +112,7 @@ absl::Status ApplySecurityContext(const v1::ContainerConfig& config, const v1::P
   const v1::LinuxContainerSecurityContext& sc = config.linux().security_context();
   const std::string field = "config.linux.security_context";
   if (sc.privileged() && !pod.linux().security_context().privileged()) {
-    return Invalid(absl::StrCat(field, ".privileged"),
+    return InvalidField(absl::StrCat(field, ".privileged"),
                    "a privileged container needs a privileged pod sandbox");
   }
   CRIUS_ASSIGN_OR_RETURN(std::vector<int> caps, Capabilities(sc));
@@ -146,17 +142,17 @@ absl::Status ApplySecurityContext(const v1::ContainerConfig& config, const v1::P
   for (int i = 0; i < sc.supplemental_groups_size(); ++i) {
     int64_t g = sc.supplemental_groups(i);
     if (g < 0 || g > 0xfffffffe) {
-      return Invalid(absl::StrCat(field, ".supplemental_groups[", i, "]"), absl::StrCat(g, " is not a group id"));
+      return InvalidField(absl::StrCat(field, ".supplemental_groups[", i, "]"), absl::StrCat(g, " is not a group id"));
     }
   }
   if (sc.has_run_as_user() && (sc.run_as_user().value() < 0 || sc.run_as_user().value() > 0xfffffffe)) {
-    return Invalid(absl::StrCat(field, ".run_as_user"), absl::StrCat(sc.run_as_user().value(), " is not a user id"));
+    return InvalidField(absl::StrCat(field, ".run_as_user"), absl::StrCat(sc.run_as_user().value(), " is not a user id"));
   }
   if (sc.has_run_as_group() && (sc.run_as_group().value() < 0 || sc.run_as_group().value() > 0xfffffffe)) {
-    return Invalid(absl::StrCat(field, ".run_as_group"), absl::StrCat(sc.run_as_group().value(), " is not a group id"));
+    return InvalidField(absl::StrCat(field, ".run_as_group"), absl::StrCat(sc.run_as_group().value(), " is not a group id"));
   }
   if (!v1::SupplementalGroupsPolicy_IsValid(sc.supplemental_groups_policy())) {
-    return Invalid(absl::StrCat(field, ".supplemental_groups_policy"),
+    return InvalidField(absl::StrCat(field, ".supplemental_groups_policy"),
                    absl::StrCat(sc.supplemental_groups_policy(), " is neither Merge nor Strict"));
   }
   spec->set_merge_image_groups(sc.supplemental_groups_policy() == v1::Merge);
@@ -217,15 +213,15 @@ absl::Status ApplyDevices(const v1::ContainerConfig& config, crius::monitor::Con
     std::string field = absl::StrCat("config.devices[", i, "]");
     std::string perms = d.permissions().empty() ? "rwm" : d.permissions();
     if (perms.find_first_not_of("rwm") != std::string::npos) {
-      return Invalid(field, absl::StrCat("permissions \"", d.permissions(), "\" are not a subset of rwm"));
+      return InvalidField(field, absl::StrCat("permissions \"", d.permissions(), "\" are not a subset of rwm"));
     }
     std::string dest = d.container_path().empty() ? d.host_path() : d.container_path();
     if (dest.empty() || dest[0] != '/' || absl::StrContains(dest, "/../") || absl::EndsWith(dest, "/..")) {
-      return Invalid(field, absl::StrCat("container_path \"", dest, "\" is not a clean absolute path"));
+      return InvalidField(field, absl::StrCat("container_path \"", dest, "\" is not a clean absolute path"));
     }
     struct stat st;
     if (d.host_path().empty() || ::stat(d.host_path().c_str(), &st) != 0) {
-      return Invalid(field, absl::StrCat("host_path \"", d.host_path(), "\" does not exist"));
+      return InvalidField(field, absl::StrCat("host_path \"", d.host_path(), "\" does not exist"));
     }
     std::vector<std::tuple<std::string, std::string, struct stat>> nodes;  // dest, host, stat
     if (S_ISDIR(st.st_mode)) {
@@ -241,7 +237,7 @@ absl::Status ApplyDevices(const v1::ContainerConfig& config, crius::monitor::Con
     } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
       nodes.emplace_back(dest, d.host_path(), st);
     } else {
-      return Invalid(field, absl::StrCat("host_path \"", d.host_path(), "\" is not a device"));
+      return InvalidField(field, absl::StrCat("host_path \"", d.host_path(), "\" is not a device"));
     }
     for (const auto& [path, host, node] : nodes) AddDevice(path, host, node, perms, spec);
   }
@@ -260,21 +256,21 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> PodSysctls(
     bool clean = !dotted.empty() && dotted.front() != '.' && dotted.back() != '.' &&
                  !absl::StrContains(dotted, "..");
     for (char c : dotted) clean = clean && (absl::ascii_isalnum(c) || c == '.' || c == '_' || c == '-');
-    if (!clean) return Invalid(field, "is not a sysctl name");
+    if (!clean) return InvalidField(field, "is not a sysctl name");
     if (value.empty() || value.find_first_of("\n\0", 0, 2) != std::string::npos) {
-      return Invalid(field, absl::StrCat("value \"", value, "\" is empty or has a newline"));
+      return InvalidField(field, absl::StrCat("value \"", value, "\" is empty or has a newline"));
     }
     bool net = absl::StartsWith(dotted, "net.");
     bool ipc = absl::StartsWith(dotted, "kernel.shm") || absl::StartsWith(dotted, "kernel.msg") ||
                dotted == "kernel.sem" || absl::StartsWith(dotted, "fs.mqueue.");
     if (!net && !ipc) {
-      return Invalid(field, "is not a namespaced sysctl: it would change the whole node");
+      return InvalidField(field, "is not a namespaced sysctl: it would change the whole node");
     }
     if (net && ns.network() == v1::NODE) {
-      return Invalid(field, "the pod uses the node's network namespace: setting it would change the node");
+      return InvalidField(field, "the pod uses the node's network namespace: setting it would change the node");
     }
     if (ipc && ns.ipc() == v1::NODE) {
-      return Invalid(field, "the pod uses the node's IPC namespace: setting it would change the node");
+      return InvalidField(field, "the pod uses the node's IPC namespace: setting it would change the node");
     }
     out.emplace_back(key, value);
   }

@@ -29,63 +29,59 @@ int64_t NowNs() {
   return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
-absl::Status Invalid(absl::string_view field, absl::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
-}
-
 // Metadata names become parts of paths and of the reserved name.
 absl::Status CheckName(absl::string_view field, const std::string& value) {
-  if (value.empty()) return Invalid(field, "is empty");
-  if (value.size() > 253) return Invalid(field, "is longer than 253 characters");
+  if (value.empty()) return InvalidField(field, "is empty");
+  if (value.size() > 253) return InvalidField(field, "is longer than 253 characters");
   for (char c : value) {
-    if (c == '/') return Invalid(field, absl::StrCat("\"", value, "\" contains '/'"));
+    if (c == '/') return InvalidField(field, absl::StrCat("\"", value, "\" contains '/'"));
     if (absl::ascii_iscntrl(c) || c == ' ') {
-      return Invalid(field, absl::StrCat("\"", value, "\" contains a space or control character"));
+      return InvalidField(field, absl::StrCat("\"", value, "\" contains a space or control character"));
     }
   }
-  if (value == "." || value == "..") return Invalid(field, absl::StrCat("\"", value, "\" is not a name"));
+  if (value == "." || value == "..") return InvalidField(field, absl::StrCat("\"", value, "\" is not a name"));
   return absl::OkStatus();
 }
 
 absl::Status CheckNamespaceMode(absl::string_view field, int mode, bool target_allowed) {
   if (mode < v1::POD || mode > v1::TARGET || (mode == v1::TARGET && !target_allowed)) {
-    return Invalid(field, absl::StrCat("namespace mode ", mode, " is not valid for a pod"));
+    return InvalidField(field, absl::StrCat("namespace mode ", mode, " is not valid for a pod"));
   }
   return absl::OkStatus();
 }
 
 absl::Status Validate(const Runtime& rt, const v1::RunPodSandboxRequest& req) {
-  if (!req.has_config()) return Invalid("config", "is missing");
+  if (!req.has_config()) return InvalidField("config", "is missing");
   const v1::PodSandboxConfig& c = req.config();
-  if (!c.has_metadata()) return Invalid("config.metadata", "is missing");
+  if (!c.has_metadata()) return InvalidField("config.metadata", "is missing");
   CRIUS_RETURN_IF_ERROR(CheckName("config.metadata.name", c.metadata().name()));
   CRIUS_RETURN_IF_ERROR(CheckName("config.metadata.namespace", c.metadata().namespace_()));
   CRIUS_RETURN_IF_ERROR(CheckName("config.metadata.uid", c.metadata().uid()));
   const std::string& host = c.hostname();
-  if (host.size() > 64) return Invalid("config.hostname", "is longer than 64 characters");
+  if (host.size() > 64) return InvalidField("config.hostname", "is longer than 64 characters");
   for (char ch : host) {
     if (!absl::ascii_isalnum(ch) && ch != '-' && ch != '.') {
-      return Invalid("config.hostname", absl::StrCat("\"", host, "\" is not a valid host name"));
+      return InvalidField("config.hostname", absl::StrCat("\"", host, "\" is not a valid host name"));
     }
   }
   if (!c.log_directory().empty() &&
       (!absl::StartsWith(c.log_directory(), "/") || absl::StrContains(c.log_directory(), "/../") ||
        absl::EndsWith(c.log_directory(), "/.."))) {
-    return Invalid("config.log_directory", absl::StrCat("\"", c.log_directory(),
+    return InvalidField("config.log_directory", absl::StrCat("\"", c.log_directory(),
                                                         "\" is not a clean absolute path"));
   }
   for (int i = 0; i < c.dns_config().servers_size(); ++i) {
     const std::string& s = c.dns_config().servers(i);
     unsigned char buf[16];
     if (inet_pton(AF_INET, s.c_str(), buf) != 1 && inet_pton(AF_INET6, s.c_str(), buf) != 1) {
-      return Invalid(absl::StrCat("config.dns_config.servers[", i, "]"),
+      return InvalidField(absl::StrCat("config.dns_config.servers[", i, "]"),
                      absl::StrCat("\"", s, "\" is not an IP address"));
     }
   }
   for (const auto* list : {&c.dns_config().searches(), &c.dns_config().options()}) {
     for (const std::string& s : *list) {
       if (s.empty() || s.find_first_of(" \t\n") != std::string::npos) {
-        return Invalid(list == &c.dns_config().searches() ? "config.dns_config.searches"
+        return InvalidField(list == &c.dns_config().searches() ? "config.dns_config.searches"
                                                           : "config.dns_config.options",
                        absl::StrCat("\"", s, "\" is empty or has white space"));
       }
@@ -95,13 +91,13 @@ absl::Status Validate(const Runtime& rt, const v1::RunPodSandboxRequest& req) {
     const v1::PortMapping& p = c.port_mappings(i);
     std::string field = absl::StrCat("config.port_mappings[", i, "]");
     if (p.container_port() <= 0 || p.container_port() > 65535) {
-      return Invalid(field, absl::StrCat("container_port ", p.container_port(), " is not a port"));
+      return InvalidField(field, absl::StrCat("container_port ", p.container_port(), " is not a port"));
     }
     if (p.host_port() < 0 || p.host_port() > 65535) {
-      return Invalid(field, absl::StrCat("host_port ", p.host_port(), " is not a port"));
+      return InvalidField(field, absl::StrCat("host_port ", p.host_port(), " is not a port"));
     }
     if (!v1::Protocol_IsValid(p.protocol())) {
-      return Invalid(field, absl::StrCat("protocol ", p.protocol(), " is not TCP, UDP or SCTP"));
+      return InvalidField(field, absl::StrCat("protocol ", p.protocol(), " is not TCP, UDP or SCTP"));
     }
   }
   const v1::NamespaceOption& ns = c.linux().security_context().namespace_options();
@@ -118,7 +114,7 @@ absl::Status Validate(const Runtime& rt, const v1::RunPodSandboxRequest& req) {
         "runtime_handler \"", handler, "\": unikernel pods are not available in this build yet"));
   }
   if (!handler.empty()) {
-    return Invalid("runtime_handler", absl::StrCat("unknown handler \"", handler,
+    return InvalidField("runtime_handler", absl::StrCat("unknown handler \"", handler,
                                                    "\" (this node has \"\", \"", handlers.spt,
                                                    "\" and \"", handlers.hvt, "\")"));
   }

@@ -118,12 +118,12 @@ class Parser {
 
   absl::StatusOr<Profile> Parse(absl::string_view text) {
     json doc = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-    if (doc.is_discarded()) return Invalid("", "not valid JSON");
-    if (!doc.is_object()) return Invalid("", "not a JSON object");
+    if (doc.is_discarded()) return InvalidField("", "not valid JSON");
+    if (!doc.is_object()) return InvalidField("", "not a JSON object");
     Profile profile;
 
     CRIUS_ASSIGN_OR_RETURN(std::optional<std::string> def, String(doc, "defaultAction", ""));
-    if (!def) return Invalid("defaultAction", "missing");
+    if (!def) return InvalidField("defaultAction", "missing");
     CRIUS_ASSIGN_OR_RETURN(profile.default_action, ParseAction(*def, "defaultAction"));
     CRIUS_ASSIGN_OR_RETURN(std::optional<uint64_t> def_errno, Uint(doc, "defaultErrnoRet", "", 0xffff));
     if (def_errno) profile.default_errno_ret = static_cast<uint32_t>(*def_errno);
@@ -134,11 +134,11 @@ class Parser {
 
     auto syscalls = doc.find("syscalls");
     if (syscalls != doc.end() && !syscalls->is_null()) {
-      if (!syscalls->is_array()) return Invalid("syscalls", "not an array");
+      if (!syscalls->is_array()) return InvalidField("syscalls", "not an array");
       for (size_t i = 0; i < syscalls->size(); ++i) {
         std::string path = absl::StrCat("syscalls[", i, "]");
         const json& entry = (*syscalls)[i];
-        if (!entry.is_object()) return Invalid(path, "not an object");
+        if (!entry.is_object()) return InvalidField(path, "not an object");
         CRIUS_ASSIGN_OR_RETURN(bool applies, Applies(entry, path));
         CRIUS_ASSIGN_OR_RETURN(Rule rule, ParseRule(entry, path));
         if (applies) profile.rules.push_back(std::move(rule));
@@ -148,7 +148,7 @@ class Parser {
   }
 
  private:
-  absl::Status Invalid(absl::string_view path, absl::string_view why) const {
+  absl::Status InvalidField(absl::string_view path, absl::string_view why) const {
     if (path.empty()) return absl::InvalidArgumentError(absl::StrCat(field_, ": ", why));
     return absl::InvalidArgumentError(absl::StrCat(field_, ": ", path, ": ", why));
   }
@@ -162,7 +162,7 @@ class Parser {
                                                     absl::string_view path) const {
     auto it = obj.find(key);
     if (it == obj.end() || it->is_null()) return std::nullopt;
-    if (!it->is_string()) return Invalid(Join(path, key), "not a string");
+    if (!it->is_string()) return InvalidField(Join(path, key), "not a string");
     return it->get<std::string>();
   }
 
@@ -171,10 +171,10 @@ class Parser {
     auto it = obj.find(key);
     if (it == obj.end() || it->is_null()) return std::nullopt;
     if (!it->is_number_unsigned() && !(it->is_number_integer() && it->get<int64_t>() >= 0)) {
-      return Invalid(Join(path, key), "not a non-negative integer");
+      return InvalidField(Join(path, key), "not a non-negative integer");
     }
     uint64_t value = it->get<uint64_t>();
-    if (value > max) return Invalid(Join(path, key), absl::StrCat(value, " is more than ", max));
+    if (value > max) return InvalidField(Join(path, key), absl::StrCat(value, " is more than ", max));
     return value;
   }
 
@@ -183,9 +183,9 @@ class Parser {
     std::vector<std::string> out;
     auto it = obj.find(key);
     if (it == obj.end() || it->is_null()) return out;
-    if (!it->is_array()) return Invalid(Join(path, key), "not an array of strings");
+    if (!it->is_array()) return InvalidField(Join(path, key), "not an array of strings");
     for (const json& s : *it) {
-      if (!s.is_string()) return Invalid(Join(path, key), "not an array of strings");
+      if (!s.is_string()) return InvalidField(Join(path, key), "not an array of strings");
       out.push_back(s.get<std::string>());
     }
     return out;
@@ -193,17 +193,17 @@ class Parser {
 
   absl::StatusOr<Action> ParseAction(const std::string& name, absl::string_view path) const {
     if (name == "SCMP_ACT_NOTIFY") {
-      return Invalid(path, "SCMP_ACT_NOTIFY is not supported (crius has no seccomp notify listener)");
+      return InvalidField(path, "SCMP_ACT_NOTIFY is not supported (crius has no seccomp notify listener)");
     }
     const Action* action = Find(kActions, name);
-    if (action == nullptr) return Invalid(path, absl::StrCat("\"", name, "\" is not a seccomp action"));
+    if (action == nullptr) return InvalidField(path, absl::StrCat("\"", name, "\" is not a seccomp action"));
     return *action;
   }
 
   // Checks an architecture name; returns libseccomp's name for it.
   absl::StatusOr<const char*> ParseArch(const std::string& name, absl::string_view path) const {
     const char* const* arch = Find(kArches, name);
-    if (arch == nullptr) return Invalid(path, absl::StrCat("\"", name, "\" is not a seccomp architecture"));
+    if (arch == nullptr) return InvalidField(path, absl::StrCat("\"", name, "\" is not a seccomp architecture"));
     return *arch;
   }
 
@@ -217,14 +217,14 @@ class Parser {
     }
     auto map = doc.find("archMap");
     if (map == doc.end() || map->is_null()) return absl::OkStatus();
-    if (!map->is_array()) return Invalid("archMap", "not an array");
-    if (!arches.empty()) return Invalid("archMap", "given together with architectures; use one of them");
+    if (!map->is_array()) return InvalidField("archMap", "not an array");
+    if (!arches.empty()) return InvalidField("archMap", "given together with architectures; use one of them");
     for (size_t i = 0; i < map->size(); ++i) {
       std::string path = absl::StrCat("archMap[", i, "]");
       const json& entry = (*map)[i];
-      if (!entry.is_object()) return Invalid(path, "not an object");
+      if (!entry.is_object()) return InvalidField(path, "not an object");
       CRIUS_ASSIGN_OR_RETURN(std::optional<std::string> main, String(entry, "architecture", path));
-      if (!main) return Invalid(Join(path, "architecture"), "missing");
+      if (!main) return InvalidField(Join(path, "architecture"), "missing");
       CRIUS_ASSIGN_OR_RETURN(const char* main_arch, ParseArch(*main, Join(path, "architecture")));
       CRIUS_ASSIGN_OR_RETURN(std::vector<std::string> subs, Strings(entry, "subArchitectures", path));
       std::vector<std::string> resolved = {main_arch};
@@ -252,9 +252,9 @@ class Parser {
       return absl::OkStatus();
     }
     if (flag == "SECCOMP_FILTER_FLAG_NEW_LISTENER") {
-      return Invalid("flags", "SECCOMP_FILTER_FLAG_NEW_LISTENER is not supported (crius has no seccomp notify listener)");
+      return InvalidField("flags", "SECCOMP_FILTER_FLAG_NEW_LISTENER is not supported (crius has no seccomp notify listener)");
     }
-    return Invalid("flags", absl::StrCat("\"", flag, "\" is not a seccomp filter flag"));
+    return InvalidField("flags", absl::StrCat("\"", flag, "\" is not a seccomp filter flag"));
   }
 
   bool HasCap(const std::string& name) const {
@@ -275,7 +275,7 @@ class Parser {
       if (ok) version[i] = static_cast<unsigned>(std::stoul(parts[i]));
     }
     if (!ok || (version[0] == 0 && version[1] == 0)) {
-      return Invalid(Join(path, "minKernel"), absl::StrCat("\"", *text, "\" is not <kernel>.<major>"));
+      return InvalidField(Join(path, "minKernel"), absl::StrCat("\"", *text, "\" is not <kernel>.<major>"));
     }
     return version;
   }
@@ -288,7 +288,7 @@ class Parser {
       auto it = entry.find(key);
       if (it == entry.end() || it->is_null()) continue;
       std::string fpath = Join(path, key);
-      if (!it->is_object()) return Invalid(fpath, "not an object");
+      if (!it->is_object()) return InvalidField(fpath, "not an object");
       CRIUS_ASSIGN_OR_RETURN(std::vector<std::string> caps, Strings(*it, "caps", fpath));
       CRIUS_ASSIGN_OR_RETURN(std::vector<std::string> arches, Strings(*it, "arches", fpath));
       CRIUS_ASSIGN_OR_RETURN(auto min_kernel, MinKernel(*it, fpath));
@@ -316,26 +316,26 @@ class Parser {
     CRIUS_ASSIGN_OR_RETURN(std::optional<std::string> name, String(entry, "name", path));
     auto names = entry.find("names");
     bool has_names = names != entry.end() && !names->is_null();
-    if (name && has_names) return Invalid(path, "both name and names given; use names");
-    if (!name && !has_names) return Invalid(path, "no names given");
+    if (name && has_names) return InvalidField(path, "both name and names given; use names");
+    if (!name && !has_names) return InvalidField(path, "no names given");
     if (name) {
       rule.names = {*name};
     } else {
       CRIUS_ASSIGN_OR_RETURN(rule.names, Strings(entry, "names", path));
     }
     CRIUS_ASSIGN_OR_RETURN(std::optional<std::string> action, String(entry, "action", path));
-    if (!action) return Invalid(Join(path, "action"), "missing");
+    if (!action) return InvalidField(Join(path, "action"), "missing");
     CRIUS_ASSIGN_OR_RETURN(rule.action, ParseAction(*action, Join(path, "action")));
     CRIUS_ASSIGN_OR_RETURN(std::optional<uint64_t> errno_ret, Uint(entry, "errnoRet", path, 0xffff));
     if (errno_ret) rule.errno_ret = static_cast<uint32_t>(*errno_ret);
 
     auto args = entry.find("args");
     if (args == entry.end() || args->is_null()) return rule;
-    if (!args->is_array()) return Invalid(Join(path, "args"), "not an array");
+    if (!args->is_array()) return InvalidField(Join(path, "args"), "not an array");
     for (size_t i = 0; i < args->size(); ++i) {
       std::string apath = absl::StrCat(path, ".args[", i, "]");
       const json& a = (*args)[i];
-      if (!a.is_object()) return Invalid(apath, "not an object");
+      if (!a.is_object()) return InvalidField(apath, "not an object");
       Arg arg;
       // A syscall has six arguments; the index is checked here, not by libseccomp.
       CRIUS_ASSIGN_OR_RETURN(std::optional<uint64_t> index, Uint(a, "index", apath, 5));
@@ -345,9 +345,9 @@ class Parser {
       arg.index = static_cast<unsigned>(index.value_or(0));
       arg.value = value.value_or(0);
       arg.value_two = value_two.value_or(0);
-      if (!op) return Invalid(Join(apath, "op"), "missing");
+      if (!op) return InvalidField(Join(apath, "op"), "missing");
       const Op* known = Find(kOps, *op);
-      if (known == nullptr) return Invalid(Join(apath, "op"), absl::StrCat("\"", *op, "\" is not a seccomp comparison"));
+      if (known == nullptr) return InvalidField(Join(apath, "op"), absl::StrCat("\"", *op, "\" is not a seccomp comparison"));
       arg.op = *known;
       rule.args.push_back(arg);
     }
@@ -389,10 +389,6 @@ struct CtxRelease {
 };
 using Ctx = std::unique_ptr<void, CtxRelease>;
 
-absl::Status Invalid(absl::string_view field, absl::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
-}
-
 absl::Status AddRule(scmp_filter_ctx ctx, const Rule& rule, uint32_t action, absl::string_view field) {
   std::vector<scmp_arg_cmp> conds;
   std::array<int, 6> per_index = {};
@@ -415,7 +411,7 @@ absl::Status AddRule(scmp_filter_ctx ctx, const Rule& rule, uint32_t action, abs
         if (rc < 0) break;
       }
     }
-    if (rc < 0) return Invalid(field, absl::StrCat("syscall \"", name, "\": libseccomp refuses the rule: ", strerror(-rc)));
+    if (rc < 0) return InvalidField(field, absl::StrCat("syscall \"", name, "\": libseccomp refuses the rule: ", strerror(-rc)));
   }
   return absl::OkStatus();
 }
@@ -432,7 +428,7 @@ absl::StatusOr<std::string> ExportBpf(scmp_filter_ctx ctx, absl::string_view fie
     return absl::InternalError(absl::StrCat("compile ", field, ": libseccomp exported ", size, " bytes"));
   }
   if (size / sizeof(struct sock_filter) > BPF_MAXINSNS) {
-    return Invalid(field, absl::StrCat("compiles to ", size / sizeof(struct sock_filter),
+    return InvalidField(field, absl::StrCat("compiles to ", size / sizeof(struct sock_filter),
                                        " BPF instructions, more than the kernel's limit of ", BPF_MAXINSNS));
   }
   std::string bpf(size, '\0');
@@ -488,7 +484,7 @@ absl::StatusOr<SeccompProgram> Compile(const Profile& profile, absl::string_view
     // EEXIST: the native one. EDOM: the other byte order, which this kernel
     // never runs, so there is nothing to filter.
     if (rc < 0 && rc != -EEXIST && rc != -EDOM) {
-      return Invalid(field, absl::StrCat("architecture ", name, ": libseccomp refuses it: ", strerror(-rc)));
+      return InvalidField(field, absl::StrCat("architecture ", name, ": libseccomp refuses it: ", strerror(-rc)));
     }
   }
   for (const Rule& rule : profile.rules) {

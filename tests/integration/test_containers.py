@@ -2,6 +2,7 @@
 StopContainer, RemoveContainer, ContainerStatus, ListContainers,
 StreamContainers, ReopenContainerLog; each container a process the pod's
 monitor started in its own mount namespace on an overlay of the image."""
+import json
 import os
 import re
 import signal
@@ -71,6 +72,11 @@ def remove_all(d):
         d.runtime.RemoveContainer(pb.RemoveContainerRequest(container_id=c.id), timeout=30)
     for p in d.runtime.ListPodSandbox(pb.ListPodSandboxRequest()).items:
         d.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=p.id), timeout=30)
+
+
+def monitor_pid(d, pod_id):
+    return json.loads(d.runtime.PodSandboxStatus(d.pb.PodSandboxStatusRequest(
+        pod_sandbox_id=pod_id, verbose=True)).info["info"])["monitorPid"]
 
 
 def wait_state(d, cid, state, timeout=10):
@@ -273,9 +279,7 @@ def test_a_killed_monitor_ends_the_containers_with_a_message(d, pod, busybox):
     pb = d.pb
     cid = create(d, pod, busybox.ref, command=["sleep", "1000"])
     start(d, cid)
-    import json
-    monitor = json.loads(d.runtime.PodSandboxStatus(pb.PodSandboxStatusRequest(
-        pod_sandbox_id=pod[0], verbose=True)).info["info"])["monitorPid"]
+    monitor = monitor_pid(d, pod[0])
     os.kill(monitor, signal.SIGKILL)
     time.sleep(0.5)
     s = status(d, cid)
@@ -551,9 +555,7 @@ def test_stopping_a_pod_right_after_its_monitor_died(d, pod, busybox, rpc):
     pb = d.pb
     cid = create(d, pod, busybox.ref, command=["sleep", "1000"])
     start(d, cid)
-    import json
-    monitor = json.loads(d.runtime.PodSandboxStatus(pb.PodSandboxStatusRequest(
-        pod_sandbox_id=pod[0], verbose=True)).info["info"])["monitorPid"]
+    monitor = monitor_pid(d, pod[0])
     os.kill(monitor, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while os.path.exists(f"/proc/{monitor}") and time.monotonic() < deadline:
