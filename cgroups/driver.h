@@ -34,20 +34,6 @@ struct Stats {
   uint64_t oom_kills = 0;
 };
 
-// One rule of a device policy, as the v1 devices cgroup writes it:
-// "c 1:3 rwm", "b *:* m". A major or minor of -1 is "*".
-struct DeviceRule {
-  char type = 'a';  // 'c', 'b' or 'a' (all)
-  int64_t major = -1;
-  int64_t minor = -1;
-  std::string access = "rwm";
-  std::string ToString() const;  // "c 1:3 rwm"
-};
-
-// The standard allow list (runc's and containerd's): mknod of any node;
-// null, zero, full, random, urandom, tty, console, ptmx, the pts and tun.
-const std::vector<DeviceRule>& DefaultAllowedDevices();
-
 // `path` is absolute within the hierarchy, as kubelet's cgroup_parent plus a
 // leaf: "/kubepods/burstable/pod123/<container-id>". A path that is not
 // absolute, is "/", or has empty, "." or ".." parts is InvalidArgument.
@@ -106,8 +92,7 @@ class Driver {
   // memory.events, v1 memory.oom_control); "" without a memory controller.
   virtual std::string OomEventsFile(const std::string& path) const = 0;
   // Deny every device, then allow DefaultAllowedDevices() and `allow`.
-  // v1: the devices cgroup. v2 has no devices file (a BPF program does it):
-  // Unimplemented there for now.
+  // v1: the devices cgroup; v2: a BPF device program (device_program.h).
   virtual absl::Status SetDevicePolicy(const std::string& path, const std::vector<DeviceRule>& allow) = 0;
 };
 

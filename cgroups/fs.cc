@@ -9,6 +9,7 @@
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
+#include "cgroups/device_program.h"
 #include "common/status.h"
 
 namespace crius::cgroups {
@@ -106,6 +107,11 @@ class HostFsImpl final : public Fs {
   }
 
   void Sleep(absl::Duration d) override { absl::SleepFor(d); }
+
+  absl::Status AttachDeviceProgram(const std::string& dir, const DeviceProgram& program) override {
+    CRIUS_ASSIGN_OR_RETURN(UniqueFd fd, OpenDir(dir));
+    return cgroups::AttachDeviceProgram(fd.get(), program, dir);
+  }
 };
 
 }  // namespace

@@ -1,7 +1,8 @@
 // The seam between the cgroup drivers and the host: every file they read or
-// write, every directory they make or remove, and the signals KillAll sends go
-// through Fs, so unit tests run the drivers against a plain directory tree
-// and inject the failures cgroupfs produces (EBUSY, EINVAL, ENOENT).
+// write, every directory they make or remove, the signals KillAll sends and
+// the BPF device program v2 attaches go through Fs, so unit tests run the
+// drivers against a plain directory tree and inject the failures cgroupfs
+// produces (EBUSY, EINVAL, ENOENT).
 #pragma once
 
 #include <sys/types.h>
@@ -17,6 +18,8 @@
 #include "common/unique_fd.h"
 
 namespace crius::cgroups {
+
+struct DeviceProgram;  // device_program.h
 
 struct DirEntry {
   enum class Type { kFile, kDir, kSymlink, kOther };
@@ -44,6 +47,9 @@ class Fs {
   // kill(2); ESRCH is reported.
   virtual absl::Status Kill(pid_t pid, int sig) = 0;
   virtual void Sleep(absl::Duration d) = 0;
+  // Loads `program` and attaches it to the cgroup directory `dir` in place of
+  // the device program crius attached there before (cgroups::AttachDeviceProgram).
+  virtual absl::Status AttachDeviceProgram(const std::string& dir, const DeviceProgram& program) = 0;
 };
 
 // The host's filesystem and signals.

@@ -68,4 +68,18 @@ std::string SwapMaxValue(int64_t memory_limit, int64_t memory_swap_limit);
 // "2MB" for 2048 KiB, "1GB" for 1048576 KiB: the kernel's hugetlb file names.
 std::string HugepageSizeName(uint64_t kib);
 
+// One rule of a device policy, as the v1 devices cgroup writes it:
+// "c 1:3 rwm", "b *:* m". A major or minor of -1 is "*".
+struct DeviceRule {
+  char type = 'a';  // 'c', 'b' or 'a' (all)
+  int64_t major = -1;
+  int64_t minor = -1;
+  std::string access = "rwm";
+  std::string ToString() const;  // "c 1:3 rwm"
+};
+
+// The standard allow list (runc's and containerd's): mknod of any node;
+// null, zero, full, random, urandom, tty, console, ptmx, the pts and tun.
+const std::vector<DeviceRule>& DefaultAllowedDevices();
+
 }  // namespace crius::cgroups

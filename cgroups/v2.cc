@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "cgroups/device_program.h"
 #include "cgroups/internal.h"
 #include "common/status.h"
 
@@ -88,9 +89,14 @@ class V2Driver final : public Driver {
 
   std::string OomEventsFile(const std::string& path) const override { return root_ + path + "/memory.events"; }
 
-  absl::Status SetDevicePolicy(const std::string& path, const std::vector<DeviceRule>&) override {
-    return absl::UnimplementedError(absl::StrCat(
-        "device policy of cgroup ", path, ": cgroup v2 needs a BPF device program, not written yet"));
+  absl::Status SetDevicePolicy(const std::string& path, const std::vector<DeviceRule>& allow) override {
+    CRIUS_RETURN_IF_ERROR(CheckExists(path));
+    std::string what = absl::StrCat("device policy of cgroup ", path);
+    std::vector<DeviceRule> rules = DefaultAllowedDevices();
+    rules.insert(rules.end(), allow.begin(), allow.end());
+    auto program = BuildDeviceProgram(rules);
+    if (!program.ok()) return Annotate(program.status(), what);
+    return Annotate(fs_->AttachDeviceProgram(root_ + path, *program), what);
   }
 
   absl::StatusOr<uint64_t> OomKills(const std::string& path) override {

@@ -83,7 +83,7 @@ absl::Status CreateContainerCgroup(Runtime& rt, const Pod& pod, Container& c,
   if (c.cgroup.empty()) return absl::OkStatus();  // a pod from before cgroups: nothing to join
   CRIUS_RETURN_IF_ERROR(driver.Create(c.cgroup));
   absl::Status st = Prefixed(driver.Apply(c.cgroup, ToResources(resources)), "config.");
-  if (st.ok() && driver.version() == 1 && !spec->privileged()) {
+  if (st.ok() && !spec->privileged()) {
     std::vector<cgroups::DeviceRule> allow;
     for (const crius::monitor::Device& d : spec->devices()) {
       allow.push_back({d.block() ? 'b' : 'c', d.dev_major(), d.dev_minor(), d.permissions()});

@@ -43,10 +43,6 @@ std::string Runtime::PodDir(const std::string& id) const {
 
 absl::Status Runtime::Recover() {
   CRIUS_ASSIGN_OR_RETURN(cgroups_, cgroups::Driver::Detect());
-  if (cgroups_->version() == 2) {
-    LOG_WARN("cgroups: v2 has no device policy in this build yet: containers are not kept from "
-             "opening device nodes they make");
-  }
   image::RegistryOptions registry;
   registry.insecure_hosts = config_.registry.insecure;
   registry.ca_files = config_.registry.ca_files;

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "cgroups/device_program.h"
 #include "cgroups/fs.h"
 #include "common/status.h"
 
@@ -61,7 +62,7 @@ inline bool IsDir(const std::string& path) {
 // cgroup.procs lists a pid or a child cgroup exists.
 class FakeFs : public Fs {
  public:
-  enum class Op { kRead, kWrite, kMkdir, kRmdir };
+  enum class Op { kRead, kWrite, kMkdir, kRmdir, kAttach };
 
   explicit FakeFs(std::string root) : root_(std::move(root)), host_(HostFs()) {}
 
@@ -73,6 +74,7 @@ class FakeFs : public Fs {
   std::vector<std::pair<pid_t, int>> kills;
   absl::Duration slept;
   bool kill_works = true;  // false: processes shrug SIGKILL off
+  std::map<std::string, DeviceProgram> device_programs;  // cgroup dir -> the one attached
 
   absl::StatusOr<std::string> ReadFile(const std::string& path) override {
     if (int err = Injected(Op::kRead, path)) return ErrnoError(err, absl::StrCat("read ", path));
@@ -157,6 +159,13 @@ class FakeFs : public Fs {
   }
 
   void Sleep(absl::Duration d) override { slept += d; }
+
+  absl::Status AttachDeviceProgram(const std::string& dir, const DeviceProgram& program) override {
+    if (int err = Injected(Op::kAttach, dir)) return ErrnoError(err, absl::StrCat("attach to ", dir));
+    if (!IsDir(dir)) return ErrnoError(ENOENT, absl::StrCat("open ", dir));
+    device_programs[dir] = program;
+    return absl::OkStatus();
+  }
 
   // The writes whose path starts with `prefix`, with the prefix cut off.
   std::vector<std::string> WritesUnder(const std::string& prefix) const {

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include <bpf/bpf.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -27,6 +30,8 @@ namespace crius::cgroups {
 namespace {
 
 constexpr char kRoot[] = "/sys/fs/cgroup";
+// Where a hybrid host (v1 controllers) mounts its empty cgroup2 tree.
+constexpr char kUnified[] = "/sys/fs/cgroup/unified";
 
 int64_t ClockNs(clockid_t clock) {
   struct timespec ts;
@@ -39,12 +44,12 @@ class RealCgroupTest : public ::testing::Test {
   void SetUp() override {
     const char* real = ::getenv("CRIUS_CGROUP_REAL");
     if (real == nullptr || std::string(real) != "1") {
-      GTEST_SKIP() << "set CRIUS_CGROUP_REAL=1 to run against " << kRoot;
+      GTEST_SKIP() << "set CRIUS_CGROUP_REAL=1 to run against " << root_;
     }
     if (::geteuid() != 0) GTEST_SKIP() << "needs root";
     // Grandchildren are reparented here, not to init, so TearDown reaps them.
     ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
-    auto d = Driver::Detect(kRoot);
+    auto d = Driver::Detect(root_);
     ASSERT_TRUE(d.ok()) << d.status();
     driver_ = std::move(*d);
     base_ = absl::StrCat("/crius-test-", ::getpid());
@@ -102,10 +107,10 @@ class RealCgroupTest : public ::testing::Test {
   std::vector<std::string> Leftovers() {
     std::vector<std::string> found;
     auto fs = HostFs();
-    std::vector<std::string> dirs = {kRoot};
-    if (auto entries = fs->ListDir(kRoot); entries.ok()) {
+    std::vector<std::string> dirs = {root_};
+    if (auto entries = fs->ListDir(root_); entries.ok()) {
       for (const auto& e : *entries) {
-        if (e.type == DirEntry::Type::kDir) dirs.push_back(absl::StrCat(kRoot, "/", e.name));
+        if (e.type == DirEntry::Type::kDir) dirs.push_back(absl::StrCat(root_, "/", e.name));
       }
     }
     for (const auto& dir : dirs) {
@@ -114,9 +119,61 @@ class RealCgroupTest : public ::testing::Test {
     return found;
   }
 
+  // A child in the test's cgroup opens `path`: 0 when it could, else errno.
+  int OpenInCgroup(const char* path, int flags) {
+    pid_t pid = Spawn([&] {
+      int fd = ::open(path, flags | O_CLOEXEC);
+      return fd >= 0 ? 0 : errno;
+    });
+    int status = Wait(pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
+  }
+
+  // Both versions: /dev/kmsg (c 1:11) is on no default list.
+  void CheckDevicePolicy() {
+    absl::Status st = driver_->SetDevicePolicy(leaf_, {});
+    ASSERT_TRUE(st.ok()) << st;
+    EXPECT_EQ(OpenInCgroup("/dev/null", O_RDWR), 0);
+    EXPECT_EQ(OpenInCgroup("/dev/kmsg", O_RDONLY), EPERM);
+    // mknod is allowed, opening what it made is not.
+    std::string node = absl::StrCat("/tmp/crius-test-kmsg-", ::getpid());
+    pid_t pid = Spawn([&] {
+      if (::mknod(node.c_str(), S_IFCHR | 0600, ::makedev(1, 11)) != 0) return 1;
+      int fd = ::open(node.c_str(), O_RDONLY | O_CLOEXEC);
+      int err = fd >= 0 ? 0 : errno;
+      ::unlink(node.c_str());
+      return err == EPERM ? 0 : 2;
+    });
+    EXPECT_EQ(Wait(pid), 0);
+    ::unlink(node.c_str());
+    // A new policy replaces the old: read only.
+    st = driver_->SetDevicePolicy(leaf_, {{'c', 1, 11, "r"}});
+    ASSERT_TRUE(st.ok()) << st;
+    EXPECT_EQ(OpenInCgroup("/dev/kmsg", O_RDONLY), 0);
+    EXPECT_EQ(OpenInCgroup("/dev/kmsg", O_WRONLY), EPERM);
+    if (driver_->version() == 2) {
+      // One program of crius's on the cgroup, not one per call.
+      auto dir = driver_->OpenDir(leaf_);
+      ASSERT_TRUE(dir.ok()) << dir.status();
+      uint32_t ids[16], count = 16, flags = 0;
+      ASSERT_EQ(::bpf_prog_query(dir->get(), BPF_CGROUP_DEVICE, 0, &flags, ids, &count), 0) << errno;
+      EXPECT_EQ(count, 1u);
+    }
+  }
+
+  std::string root_ = kRoot;
   std::unique_ptr<Driver> driver_;
   std::string base_;
   std::string leaf_;
+};
+
+// cgroup v2 where the machine has it: its own root, or the empty cgroup2
+// tree of a hybrid host, where BPF device programs work as on a v2 one.
+class RealCgroupV2Test : public RealCgroupTest {
+ protected:
+  RealCgroupV2Test() {
+    if (HostFs()->Exists(absl::StrCat(kUnified, "/cgroup.controllers"))) root_ = kUnified;
+  }
 };
 
 TEST_F(RealCgroupTest, APidsLimitMakesForkFailWithEagain) {
@@ -239,6 +296,13 @@ TEST_F(RealCgroupTest, KillAllThenRemoveLeavesNothing) {
   ASSERT_TRUE(st.ok()) << st;
   EXPECT_THAT(Leftovers(), ::testing::IsEmpty());
   EXPECT_EQ(driver_->Pids(base_).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(RealCgroupTest, TheDevicePolicyDeniesEveryDeviceItDoesNotAllow) { CheckDevicePolicy(); }
+
+TEST_F(RealCgroupV2Test, TheBpfDevicePolicyDeniesEveryDeviceItDoesNotAllow) {
+  if (driver_->version() != 2) GTEST_SKIP() << "no cgroup2 tree on this machine";
+  CheckDevicePolicy();
 }
 
 TEST_F(RealCgroupTest, OpenDirWorksOnV2AndIsUnimplementedOnV1) {

@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "cgroups/device_program.h"
 #include "cgroups/driver.h"
 #include "common/status.h"
 #include "tests/unit/cgroups/fake_fs.h"
@@ -250,6 +251,38 @@ TEST_F(V2NoKillTest, WithoutCgroupKillKillAllFreezesKillsAndThaws) {
 
 TEST_F(V2Test, PidsOfAMissingCgroupAreNotFound) {
   EXPECT_EQ(D().Pids("/never").status().code(), absl::StatusCode::kNotFound);
+}
+
+// What the program allows is device_program_test's; here, that the driver
+// attaches the default list plus the rules given, to the cgroup's directory.
+std::string Bytes(const DeviceProgram& p) {
+  return std::string(reinterpret_cast<const char*>(p.insns.data()), p.insns.size() * sizeof(bpf_insn));
+}
+
+TEST_F(V2Test, TheDevicePolicyIsABpfProgramOnTheCgroup) {
+  Make("/pod/ctr");
+  std::vector<DeviceRule> rules = DefaultAllowedDevices();
+  rules.push_back({'b', 8, 0, "r"});
+  auto want = BuildDeviceProgram(rules);
+  ASSERT_TRUE(want.ok());
+  ASSERT_TRUE(D().SetDevicePolicy("/pod/ctr", {{'b', 8, 0, "r"}}).ok());
+  ASSERT_EQ(fs_->device_programs.count(root_ + "/pod/ctr"), 1u);
+  EXPECT_EQ(Bytes(fs_->device_programs[root_ + "/pod/ctr"]), Bytes(*want));
+  EXPECT_THAT(fs_->writes, IsEmpty());  // no devices.* files on v2
+}
+
+TEST_F(V2Test, DevicePolicyFailuresNameTheCgroup) {
+  Make("/pod/ctr");
+  absl::Status missing = D().SetDevicePolicy("/pod/gone", {});
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound) << missing;
+  absl::Status bad = D().SetDevicePolicy("/pod/ctr", {{'c', 1, 3, "rwx"}});
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument) << bad;
+  EXPECT_THAT(Msg(bad), HasSubstr("device policy of cgroup /pod/ctr"));
+  fs_->Fail(Op::kAttach, root_ + "/pod/ctr", EPERM);
+  absl::Status refused = D().SetDevicePolicy("/pod/ctr", {});
+  EXPECT_EQ(refused.code(), absl::StatusCode::kPermissionDenied) << refused;
+  EXPECT_THAT(Msg(refused), HasSubstr("device policy of cgroup /pod/ctr"));
+  EXPECT_THAT(fs_->device_programs, IsEmpty());
 }
 
 }  // namespace
