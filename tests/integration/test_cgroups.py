@@ -1,9 +1,9 @@
-"""Pods and containers in cgroups through criusd, on this node's hierarchy
-(cgroup v1 here): the pod cgroup kubelet names, one cgroup per container
-with its resources, OOM kills reported as OOMKilled, a fork bomb held by a
-pids limit, UpdateContainerResources on a running container, and the
-device policy. The driver itself is also tested on cgroup v2, in a guest
-(test_cgroups_v2_guest.py)."""
+"""Pods and containers in cgroups through criusd, on the node's hierarchy,
+whichever version it runs: the pod cgroup kubelet names, one cgroup per
+container with its resources, OOM kills reported as OOMKilled, a fork bomb
+held by a pids limit, UpdateContainerResources on a running container, and
+the device policy. This node runs v1; test_cgroups_v2_guest.py runs this
+module again in a guest booted with cgroup v2 only."""
 import json
 import os
 import subprocess
@@ -18,17 +18,42 @@ from harness.fixtures import fixture_binary
 pytestmark = pytest.mark.usefixtures("leak_check")
 
 CG = "/sys/fs/cgroup"
+V2 = os.path.exists(os.path.join(CG, "cgroup.controllers"))
 
 
 def hierarchies():
-    """Every v1 hierarchy directory (one per mount; symlinks skipped)."""
+    """v2: the one tree; v1: every hierarchy directory (one per mount; symlinks skipped)."""
+    if V2:
+        return [CG]
     return sorted(os.path.join(CG, h) for h in os.listdir(CG)
                   if not os.path.islink(os.path.join(CG, h)) and h not in ("unified", "systemd")
                   and os.path.isdir(os.path.join(CG, h)))
 
 
-def v1_file(controller, cgroup, name):
-    return os.path.join(CG, controller, cgroup.lstrip("/"), name)
+def cg_file(controller, cgroup, name=""):
+    """A file (or with no name, the directory) of a cgroup, in `controller`'s hierarchy on v1."""
+    top = CG if V2 else os.path.join(CG, controller)
+    return os.path.join(top, cgroup.lstrip("/"), name)
+
+
+def read(controller, cgroup, name):
+    return open(cg_file(controller, cgroup, name)).read().strip()
+
+
+def shares_to_weight(shares):
+    """v1 cpu.shares as v2 cpu.weight (runc's and crun's mapping)."""
+    return 1 + ((shares - 2) * 9999) // 262142
+
+
+def node_device():
+    """A character device the node itself can open and no default list allows:
+    /dev/kvm here; the rtc in the guest, which has no KVM."""
+    for path in ("/dev/kvm", "/dev/rtc0"):
+        if os.path.exists(path):
+            with open(path, "rb", buffering=0):
+                pass
+            return path
+    pytest.skip("neither /dev/kvm nor /dev/rtc0 on this node")
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +89,12 @@ def kubelet_parent(d):
     for h in hierarchies():
         top = os.path.join(h, path.lstrip("/").split("/")[0])
         os.makedirs(os.path.join(h, path.lstrip("/")), exist_ok=True)
-        if h.endswith("cpuset"):
+        if V2:  # kubelet passes the controllers down to its pod cgroups
+            controllers = open(os.path.join(top, "cgroup.controllers")).read().split()
+            for level in (top, os.path.join(h, path.lstrip("/"))):
+                with open(os.path.join(level, "cgroup.subtree_control"), "w") as f:
+                    f.write(" ".join("+" + c for c in controllers))
+        elif h.endswith("cpuset"):
             for level in (top, os.path.join(h, path.lstrip("/"))):
                 for f in ("cpuset.cpus", "cpuset.mems"):
                     with open(os.path.join(os.path.dirname(level), f)) as src:
@@ -134,8 +164,8 @@ class Pod:
 
 def cgroup_of(pid, controller="memory"):
     for line in open(f"/proc/{pid}/cgroup"):
-        _, names, path = line.rstrip("\n").split(":", 2)
-        if controller in names.split(","):
+        number, names, path = line.rstrip("\n").split(":", 2)
+        if (V2 and number == "0") or (not V2 and controller in names.split(",")):
             return path
     raise AssertionError(f"no {controller} cgroup for {pid}")
 
@@ -147,15 +177,15 @@ def test_pod_and_containers_live_in_the_pod_cgroup(d, tmp, image, kubelet_parent
     assert cgroup_of(info["monitorPid"]) == f"{kubelet_parent}/{p.id}"
     cid = p.create("sleep 30")
     p.start(cid)
-    pid = int(open(v1_file("memory", f"{kubelet_parent}/{cid}", "cgroup.procs")).read().split()[0])
+    pid = int(read("memory", f"{kubelet_parent}/{cid}", "cgroup.procs").split()[0])
     assert cgroup_of(pid) == f"{kubelet_parent}/{cid}"
     d.runtime.RemoveContainer(d.pb.RemoveContainerRequest(container_id=cid), timeout=30)
-    assert not os.path.exists(v1_file("memory", f"{kubelet_parent}/{cid}", ""))
+    assert not os.path.exists(cg_file("memory", f"{kubelet_parent}/{cid}"))
     d.runtime.StopPodSandbox(d.pb.StopPodSandboxRequest(pod_sandbox_id=p.id), timeout=30)
     d.runtime.RemovePodSandbox(d.pb.RemovePodSandboxRequest(pod_sandbox_id=p.id), timeout=30)
     # kubelet's pod cgroup is kubelet's: crius leaves it, empty.
-    assert os.listdir(os.path.join(CG, "memory", kubelet_parent.lstrip("/")))
-    assert not os.path.exists(v1_file("memory", f"{kubelet_parent}/{p.id}", ""))
+    assert os.listdir(cg_file("memory", kubelet_parent))
+    assert not os.path.exists(cg_file("memory", f"{kubelet_parent}/{p.id}"))
 
 
 def test_resources_land_in_the_containers_cgroup(d, tmp, image):
@@ -165,18 +195,27 @@ def test_resources_land_in_the_containers_cgroup(d, tmp, image):
                                    memory_limit_in_bytes=64 << 20, cpuset_cpus="0", cpuset_mems="0")
     cid = p.create("sleep 30", resources=r)
     cg = f"/crius/{p.id}/{cid}"
-    assert open(v1_file("cpu", cg, "cpu.cfs_quota_us")).read().strip() == "50000"
-    assert open(v1_file("cpu", cg, "cpu.cfs_period_us")).read().strip() == "100000"
-    assert open(v1_file("cpu", cg, "cpu.shares")).read().strip() == "512"
-    assert open(v1_file("memory", cg, "memory.limit_in_bytes")).read().strip() == str(64 << 20)
-    assert open(v1_file("cpuset", cg, "cpuset.cpus")).read().strip() == "0"
+    if V2:
+        assert read("cpu", cg, "cpu.max") == "50000 100000"
+        assert read("cpu", cg, "cpu.weight") == str(shares_to_weight(512))
+        assert read("memory", cg, "memory.max") == str(64 << 20)
+    else:
+        assert read("cpu", cg, "cpu.cfs_quota_us") == "50000"
+        assert read("cpu", cg, "cpu.cfs_period_us") == "100000"
+        assert read("cpu", cg, "cpu.shares") == "512"
+        assert read("memory", cg, "memory.limit_in_bytes") == str(64 << 20)
+    assert read("cpuset", cg, "cpuset.cpus") == "0"
     p.start(cid)
     # UpdateContainerResources on the running container.
     d.runtime.UpdateContainerResources(pb.UpdateContainerResourcesRequest(
         container_id=cid, linux=pb.LinuxContainerResources(memory_limit_in_bytes=128 << 20, cpu_quota=20000,
                                                            cpu_period=100000)))
-    assert open(v1_file("memory", cg, "memory.limit_in_bytes")).read().strip() == str(128 << 20)
-    assert open(v1_file("cpu", cg, "cpu.cfs_quota_us")).read().strip() == "20000"
+    if V2:
+        assert read("memory", cg, "memory.max") == str(128 << 20)
+        assert read("cpu", cg, "cpu.max") == "20000 100000"
+    else:
+        assert read("memory", cg, "memory.limit_in_bytes") == str(128 << 20)
+        assert read("cpu", cg, "cpu.cfs_quota_us") == "20000"
     assert p.status(cid).resources.linux.memory_limit_in_bytes == 128 << 20
     d.runtime.RemoveContainer(pb.RemoveContainerRequest(container_id=cid), timeout=30)
 
@@ -196,44 +235,46 @@ def test_a_container_over_its_memory_limit_is_oom_killed(d, tmp, image):
 
 
 def test_a_fork_bomb_is_held_by_the_pids_limit(d, tmp, image, kubelet_parent):
-    with open(os.path.join(CG, "pids", kubelet_parent.lstrip("/"), "pids.max"), "w") as f:
+    with open(cg_file("pids", kubelet_parent, "pids.max"), "w") as f:
         f.write("64")  # kubelet's podPidsLimit
     p = Pod(d, tmp, image, cgroup_parent=kubelet_parent)
     cid = p.create("b() { b | b & }; b; sleep 5")
     p.start(cid)
     time.sleep(2)
-    pids = int(open(os.path.join(CG, "pids", kubelet_parent.lstrip("/"), "pids.current")).read())
+    pids = int(read("pids", kubelet_parent, "pids.current"))
     assert pids <= 64
     # The node is unharmed: it still forks.
     assert subprocess.run(["true"]).returncode == 0
     d.runtime.StopContainer(d.pb.StopContainerRequest(container_id=cid, timeout=0), timeout=60)
     d.runtime.RemoveContainer(d.pb.RemoveContainerRequest(container_id=cid), timeout=60)
-    assert not os.path.exists(v1_file("pids", f"{kubelet_parent}/{cid}", ""))
+    assert not os.path.exists(cg_file("pids", f"{kubelet_parent}/{cid}"))
 
 
 def test_mknod_cannot_open_a_host_device(d, tmp, image):
-    # /dev/kvm: a device the node itself opens (this VM's disk it cannot read).
-    st = os.stat("/dev/kvm")
+    st = os.stat(node_device())
     major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
-    with open("/dev/kvm", "rb+", buffering=0):
-        pass
     p = Pod(d, tmp, image)
-    cid = p.create(f"mknod /tmp/kvm c {major} {minor} && echo made; exec 3<>/tmp/kvm && echo opened-device")
+    cid = p.create(f"mknod /tmp/dev c {major} {minor} && echo made; exec 3<>/tmp/dev && echo opened-device")
     p.start(cid)
     p.wait_exit(cid)
     out = p.log(1)
     assert "made" in out and "opened-device" not in out, out
-    # Two fences: the rootfs is nodev, and the device cgroup denies it.
-    allowed = open(v1_file("devices", f"/crius/{p.id}/{cid}", "devices.list")).read().split("\n")
-    assert "a *:* rwm" not in allowed and "c 1:3 rwm" in allowed and "c *:* m" in allowed
-    assert not any(l.startswith(f"c {major}:{minor}") for l in allowed)
+    # Two fences: the rootfs is nodev, and the device policy denies it (v1:
+    # the devices cgroup lists it; v2's BPF program is tested just below).
+    if not V2:
+        allowed = read("devices", f"/crius/{p.id}/{cid}", "devices.list").split("\n")
+        assert "a *:* rwm" not in allowed and "c 1:3 rwm" in allowed and "c *:* m" in allowed
+        assert not any(l.startswith(f"c {major}:{minor}") for l in allowed)
 
 
-def test_the_device_cgroup_enforces_a_cri_devices_permissions(d, tmp, image):
-    # /dev/kvm is not in the standard allow list: only the CRI entry opens it.
+def test_the_device_policy_enforces_a_cri_devices_permissions(d, tmp, image):
+    # Not in the standard allow list: only the CRI entry opens it. Its bind
+    # mount is not nodev, so only the device policy refuses the write.
+    path = node_device()
     p = Pod(d, tmp, image)
-    cfg_devices = [d.pb.Device(host_path="/dev/kvm", container_path="/dev/kvm", permissions="r")]
-    cid = p.create("exec 3</dev/kvm && echo read-ok; exec 4>/dev/kvm && echo write-ok", devices=cfg_devices)
+    cfg_devices = [d.pb.Device(host_path=path, container_path="/dev/x", permissions="r")]
+    cid = p.create("exec 3</dev/x && echo read-ok; exec 3<&-; exec 4>/dev/x && echo write-ok",
+                   devices=cfg_devices)
     p.start(cid)
     p.wait_exit(cid)
     out = p.log(1)
@@ -254,9 +295,9 @@ def test_bad_resources_are_refused_naming_the_field(d, tmp, image, resources, fi
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in e.value.details()
     assert list(d.runtime.ListContainers(d.pb.ListContainersRequest()).containers) == []
-    assert os.listdir(os.path.join(CG, "memory", "crius", p.id)) is not None
-    assert [x for x in os.listdir(os.path.join(CG, "memory", "crius", p.id))
-            if os.path.isdir(os.path.join(CG, "memory", "crius", p.id, x)) and x != p.id] == []
+    pod_cgroup = cg_file("memory", f"/crius/{p.id}")
+    assert [x for x in os.listdir(pod_cgroup)
+            if os.path.isdir(os.path.join(pod_cgroup, x)) and x != p.id] == []
 
 
 def test_bad_cgroup_parents_are_refused(d, tmp, image):

@@ -1,11 +1,17 @@
-"""The cgroup driver on cgroup v2, for real: this node runs cgroup v1, so
-Debian's kernel boots in qemu with cgroup_no_v1=all (harness/vm.py) and the
-driver's own test binary runs inside it, its real-hierarchy tests included
-(pids limit, OOM kill, cpu accounting, cpuset, kill and remove)."""
+"""crius on cgroup v2, for real: this node runs cgroup v1, so Debian's kernel
+boots in qemu with cgroup_no_v1=all (harness/vm.py), and inside it run
+- the driver's own test binary, its real-hierarchy tests included (pids
+  limit, OOM kill, cpu accounting, cpuset, the BPF device policy, kill and
+  remove);
+- test_cgroups.py, the cgroup integration tests: a real criusd with its
+  monitor, a registry and images, pods in kubelet's pod cgroup, resources,
+  OOMKilled, a fork bomb, UpdateContainerResources and the device policy,
+  through the CRI (harness/guest_suite.py)."""
 import re
 
 import pytest
 
+from harness.guest_suite import run_modules_in_guest
 from harness.util import build_dir
 from harness.vm import Guest
 
@@ -24,3 +30,11 @@ def test_the_cgroup_driver_passes_its_tests_on_cgroup_v2():
     assert re.search(r"\[  PASSED  \] \d+ tests", out), out[-2000:]
     assert "SKIPPED" not in out, out[-2000:]
     assert "RealCgroup" in out
+
+
+def test_the_cgroup_integration_tests_pass_on_cgroup_v2():
+    status, out = run_modules_in_guest(["test_cgroups.py"])
+    assert status == 0, out[-6000:]
+    summary = out.strip().splitlines()[-1]
+    # Every test ran: none skipped (a skip would hide a v1-only assumption).
+    assert re.fullmatch(r"\d+ passed(, \d+ warnings?)? in [0-9.]+s", summary), out[-3000:]

@@ -105,6 +105,40 @@ def kernel_image():
         return out
 
 
+def kernel_module(name):
+    """<name>.ko of kernel_deb() (e.g. "overlay"), unpacked once per .deb, for a
+    guest to insmod: the cloud kernel builds many filesystems as modules."""
+    deb = kernel_deb()
+    with _lock:
+        out = _cache_dir() / deb.name.removesuffix(".deb") / f"{name}.ko"
+        if out.exists():
+            return out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name(f"{name}.ko.{os.getpid()}.tmp")
+        unpack = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        found = False
+        try:
+            with tarfile.open(fileobj=unpack.stdout, mode="r|") as tar:
+                for member in tar:
+                    if member.isfile() and re.fullmatch(rf"(\./)?lib/modules/[^/]+/kernel/.*/{re.escape(name)}\.ko",
+                                                        member.name):
+                        with open(partial, "wb") as f:
+                            shutil.copyfileobj(tar.extractfile(member), f)
+                        found = True
+                        break
+        finally:
+            unpack.stdout.close()
+            unpack.kill()
+            err = unpack.stderr.read().decode(errors="replace")
+            unpack.stderr.close()
+            unpack.wait()
+        if not found:
+            raise HarnessError(f"no {name}.ko in {deb}: {err.strip()}")
+        os.replace(partial, out)
+        return out
+
+
 def _cache_dir():
     global _tmp_cache
     if build_dir():
@@ -205,6 +239,7 @@ INIT = """#!/bin/busybox sh
 export PATH={path}
 unset TERM  # the kernel's TERM=linux would make test programs print colours
 fail() {{ echo "{token} init-failed: $*"; poweroff -f; }}
+{switch_root}
 mount -t proc proc /proc || fail mount proc
 mount -t sysfs sysfs /sys || fail mount sysfs
 mount -t devtmpfs devtmpfs /dev || fail mount devtmpfs
@@ -231,17 +266,33 @@ poweroff -f
 """
 
 
+# pivot_root(2) cannot leave the initramfs (it is no mount of its own): a
+# guest that runs containers first moves everything to a tmpfs root.
+SWITCH_ROOT = """if [ ! -e /.tmpfs-root ]; then
+  mkdir /newroot && mount -t tmpfs -o mode=755 root /newroot || fail tmpfs root
+  for f in /* /.[!.]*; do
+    [ "$f" = /newroot ] || [ ! -e "$f" ] || cp -a "$f" /newroot/ || fail copy "$f"
+  done
+  touch /newroot/.tmpfs-root
+  exec switch_root /newroot /init
+fi"""
+
+
 class Guest:
     """A VM recipe: files (+ their libraries), env; run() boots it once per command.
 
     timeout: the default for run(); cpu/memory/cpus: qemu -cpu, -m (MiB), -smp
     (the initramfs lives in guest memory: raise memory for very large files).
+    tmpfs_root: copy the initramfs to a tmpfs and switch_root there first, so
+    the command can pivot_root (containers); the copy takes memory and time.
     The initramfs is built once (on enter or first run()); close() removes the
     temp dir; an interrupted run() kills its qemu.
     """
 
-    def __init__(self, files=None, env=None, timeout=600, cpu="max", memory=1024, cpus=2):
+    def __init__(self, files=None, env=None, timeout=600, cpu="max", memory=1024, cpus=2,
+                 tmpfs_root=False):
         self.files = dict(files or {})
+        self.tmpfs_root = tmpfs_root
         self.env = _checked_env(env)
         self.timeout = timeout
         self.cpu, self.memory, self.cpus = cpu, memory, cpus
@@ -318,6 +369,7 @@ class Guest:
             command = ["sh", "-c", command]
         token = f"CRIUS-VM-{secrets.token_hex(8)}"
         init = INIT.format(path=GUEST_PATH, token=token,
+                           switch_root=SWITCH_ROOT if self.tmpfs_root else "",
                            exports="\n".join(f"export {k}={shlex.quote(str(v))}"
                                              for k, v in env.items()),
                            command=" ".join(shlex.quote(str(a)) for a in command))
