@@ -21,6 +21,7 @@
 #include "cri/container_ops.h"
 #include "cri/container_security.h"
 #include "cri/handlers.h"
+#include "cri/pod_userns.h"
 #include "cri/sandbox_ops.h"
 #include "sandbox/monitor_client.h"
 
@@ -161,10 +162,17 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
       log_path = absl::StrCat(pod->config.log_directory(), "/", config.log_path());
     }
   }
+  const v1::NamespaceOption& pod_ns = pod->config.linux().security_context().namespace_options();
+  CRIUS_ASSIGN_OR_RETURN(sandbox::IdMappings userns, PodIdMappings(pod_ns, "sandbox_config.namespace_options"));
+  CRIUS_RETURN_IF_ERROR(CheckContainerUserns(config.linux().security_context().namespace_options(), pod_ns,
+                                             "config.linux.security_context.namespace_options"));
   std::set<std::string> destinations;
+  std::vector<bool> idmapped;
   for (int i = 0; i < config.mounts_size(); ++i) {
     const v1::Mount& m = config.mounts(i);
     std::string field = absl::StrCat("config.mounts[", i, "]");
+    CRIUS_ASSIGN_OR_RETURN(bool idmap, MountIsIdmapped(m, userns, field));
+    idmapped.push_back(idmap);
     if (m.container_path().empty() || m.container_path()[0] != '/') {
       return InvalidField(field, absl::StrCat("container_path \"", m.container_path(), "\" is not absolute"));
     }
@@ -268,6 +276,18 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
     m->set_propagation(static_cast<uint32_t>(cm.propagation()));
     m->set_from_request(true);
     m->set_index(static_cast<uint32_t>(i));
+    m->set_idmap(idmapped[i]);
+  }
+  if (!userns.uids.empty()) {
+    auto user = pod->namespaces.find("user");
+    if (user == pod->namespaces.end()) {
+      return absl::FailedPreconditionError(absl::StrCat("pod ", pod->id, " has no user namespace pinned"));
+    }
+    spec->set_user_namespace(user->second);
+    spec->set_userns_root_uid(*sandbox::HostId(userns.uids, 0));
+    spec->set_userns_root_gid(*sandbox::HostId(userns.gids, 0));
+    std::optional<uint32_t> tty = sandbox::HostId(userns.gids, 5);
+    spec->set_userns_tty_gid(tty ? int64_t{*tty} : -1);
   }
   spec->set_log_path(log_path);
   spec->set_new_pid_namespace(config.linux().security_context().namespace_options().pid() == v1::CONTAINER);

@@ -1,5 +1,7 @@
 #include "cri/runtime.h"
 
+#include "sandbox/userns.h"
+
 #include <time.h>
 #include <unistd.h>
 
@@ -9,6 +11,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "metrics/metrics.h"
+#include "sandbox/userns.h"
 
 namespace crius::cri {
 namespace {
@@ -48,6 +51,11 @@ absl::Status Runtime::Recover() {
   registry.ca_files = config_.registry.ca_files;
   registry.mirrors = config_.registry.mirrors;
   CRIUS_ASSIGN_OR_RETURN(images_, image::ImageStore::Open(config_.root, *store_, std::move(registry)));
+  // The image layers live under the root: can they be idmapped there?
+  userns_support_ = sandbox::ProbeIdmappedOverlay(config_.root);
+  if (!userns_support_.ok()) {
+    LOG_INFO("user namespaces: pods cannot have one on this node: %s", std::string(userns_support_.message()));
+  }
   CRIUS_RETURN_IF_ERROR(Annotate(RecoverPods(), "recover pods"));
   CRIUS_ASSIGN_OR_RETURN(std::optional<std::string> cidr, store_->GetSetting(kPodCidrSetting));
   std::lock_guard<std::mutex> lock(mu_);

@@ -37,6 +37,9 @@ class Runtime {
   const network::PodNetworks& networks() const { return networks_; }
   // The node's cgroup driver, detected by Recover().
   cgroups::Driver& cgroups() { return *cgroups_; }
+  // Whether pods can have user namespaces here (idmapped image layers on
+  // the root's filesystem), found by Recover(): OK, or why not.
+  const absl::Status& userns_support() const { return userns_support_; }
 
   // <state>/pods/<id>
   std::string PodDir(const std::string& id) const;
@@ -58,6 +61,7 @@ class Runtime {
   ContainerTable containers_;
   network::PodNetworks networks_;
   std::unique_ptr<cgroups::Driver> cgroups_;
+  absl::Status userns_support_;
   std::string monitor_binary_;
   const int64_t started_at_ns_;
 

@@ -52,7 +52,7 @@ absl::Status RuntimeStatus(Runtime& rt, const v1::StatusRequest& req, v1::Status
     static const bool has_mount_setattr =
         ::syscall(SYS_mount_setattr, -1, "", 0, nullptr, 0) != 0 && errno != ENOSYS;
     h->mutable_features()->set_recursive_read_only_mounts(name.empty() && has_mount_setattr);
-    h->mutable_features()->set_user_namespaces(false);
+    h->mutable_features()->set_user_namespaces(name.empty() && rt.userns_support().ok());
   }
   resp->mutable_features()->set_supplemental_groups_policy(true);
 

@@ -15,6 +15,7 @@
 #include "cri/container_cgroups.h"
 #include "cri/container_security.h"
 #include "cri/handlers.h"
+#include "cri/pod_userns.h"
 #include "cri/sandbox_ops.h"
 #include "network/pod_network.h"
 #include "sandbox/monitor_client.h"
@@ -107,6 +108,13 @@ absl::Status Validate(const Runtime& rt, const v1::RunPodSandboxRequest& req) {
                                            ns.ipc(), false));
   CRIUS_RETURN_IF_ERROR(CheckNamespaceMode("config.linux.security_context.namespace_options.pid",
                                            ns.pid(), false));
+  CRIUS_ASSIGN_OR_RETURN(sandbox::IdMappings userns,
+                         PodIdMappings(ns, "config.linux.security_context.namespace_options"));
+  if (!userns.uids.empty() && !rt.userns_support().ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "config.linux.security_context.namespace_options.userns_options: this node cannot give pods a user "
+        "namespace (the image layers cannot be idmapped mounts: ", rt.userns_support().message(), ")"));
+  }
   const std::string& handler = req.runtime_handler();
   const auto& handlers = rt.config().runtime_handlers;
   if (handler == handlers.spt || handler == handlers.hvt) {
@@ -213,6 +221,7 @@ absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
   launch.pod_pid = ns.pid() == v1::POD;
   launch.hostname = files.hostname;
   launch.sysctls = std::move(sysctls);
+  CRIUS_ASSIGN_OR_RETURN(launch.userns, PodIdMappings(ns, "config.linux.security_context.namespace_options"));
   absl::StatusOr<crius::monitor::PodState> state = sandbox::StartMonitor(launch);
   if (!state.ok()) return Annotate(state.status(), "start the pod's monitor");
   undo.Push("stop the monitor", [&rt, pod] { (void)ShutdownMonitor(rt, *pod); });

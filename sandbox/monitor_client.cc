@@ -74,6 +74,12 @@ absl::StatusOr<crius::monitor::PodState> Launch(const MonitorLaunch& l) {
     args.push_back("--hostname");
     args.push_back(l.hostname);
   }
+  for (const auto& [flag, ranges] : {std::pair{"--uid-map", &l.userns.uids}, {"--gid-map", &l.userns.gids}}) {
+    for (const IdRange& r : *ranges) {
+      args.push_back(flag);
+      args.push_back(RangeFlag(r));
+    }
+  }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "monitor.pb.h"
+#include "sandbox/userns.h"
 
 namespace crius::sandbox {
 
@@ -24,6 +25,7 @@ struct MonitorLaunch {
   std::string hostname;
   std::vector<std::pair<std::string, std::string>> sysctls;  // validated by the caller
   std::vector<std::string> cgroup_procs;  // the monitor joins these cgroups first
+  IdMappings userns;  // empty: the node's user namespace
   int ready_timeout_ms = 10000;
 };
 

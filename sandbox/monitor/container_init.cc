@@ -31,6 +31,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/unique_fd.h"
+#include "sandbox/userns.h"
 
 namespace crius::monitor {
 namespace {
@@ -153,17 +155,30 @@ bool EscapesRoot(int root, const std::string& dest, std::string* via) {
 }
 
 // Binds `source` onto `dest` inside the root (opened as `root`).
+// With `idmap_userns` (an open user namespace, else -1) the bind is an
+// idmapped copy of the source's mounts.
 void Bind(const InitPipes& p, int root, const std::string& source, const std::string& dest,
-          bool readonly, bool recursive = true, bool recursive_readonly = false, bool nodev = false) {
+          bool readonly, bool recursive = true, bool recursive_readonly = false, bool nodev = false,
+          int idmap_userns = -1) {
   struct stat st;
   if (::stat(source.c_str(), &st) != 0) Fail(p, absl::StrCat("mount source ", source), errno);
   std::string error;
   int target = OpenInRoot(root, dest, S_ISDIR(st.st_mode), &error);
   if (target < 0) Fail(p, absl::StrCat("mount destination ", dest, ": ", error));
   std::string proc = absl::StrCat("/proc/self/fd/", target);
-  unsigned long flags = MS_BIND | (recursive ? MS_REC : 0);
-  if (::mount(source.c_str(), proc.c_str(), nullptr, flags, nullptr) != 0) {
-    Fail(p, absl::StrCat("bind ", source, " to ", dest), errno);
+  if (idmap_userns >= 0) {
+    absl::StatusOr<UniqueFd> copy = sandbox::IdmappedCopy(source, idmap_userns, recursive);
+    if (!copy.ok()) Fail(p, absl::StrCat("idmapped bind of ", source, " to ", dest, ": ", copy.status().message()));
+    // The target as an fd: move_mount() refuses a /proc/self/fd path there.
+    if (::syscall(SYS_move_mount, copy->get(), "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) !=
+        0) {
+      Fail(p, absl::StrCat("idmapped bind of ", source, " to ", dest), errno);
+    }
+  } else {
+    unsigned long flags = MS_BIND | (recursive ? MS_REC : 0);
+    if (::mount(source.c_str(), proc.c_str(), nullptr, flags, nullptr) != 0) {
+      Fail(p, absl::StrCat("bind ", source, " to ", dest), errno);
+    }
   }
   ::close(target);
   if (recursive_readonly) {
@@ -456,18 +471,46 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
       Fail(p, absl::StrCat("make ", holder, " private"), errno);
     }
   }
-  std::string lower = absl::StrJoin(spec.lower_dirs(), ":");
+  // In a user namespace the image's layers are idmapped lower layers: a
+  // file of root on disk is root inside. What the container writes lands in
+  // the upper directory with its host IDs, as in any idmapped mount.
+  int userns = -1;
+  std::vector<UniqueFd> idmapped;
+  std::vector<std::string> lowers(spec.lower_dirs().begin(), spec.lower_dirs().end());
+  if (!spec.user_namespace().empty()) {
+    userns = ::open(spec.user_namespace().c_str(), O_RDONLY | O_CLOEXEC);
+    if (userns < 0) Fail(p, absl::StrCat("open the pod's user namespace ", spec.user_namespace()), errno);
+    for (std::string& lower : lowers) {
+      absl::StatusOr<UniqueFd> copy = sandbox::IdmappedCopy(lower, userns, false);
+      if (!copy.ok()) Fail(p, absl::StrCat("image layer: ", copy.status().message()));
+      lower = absl::StrCat("/proc/self/fd/", copy->get());
+      idmapped.push_back(std::move(*copy));
+    }
+    if (::lchown(spec.upper_dir().c_str(), spec.userns_root_uid(), spec.userns_root_gid()) != 0) {
+      Fail(p, absl::StrCat("give the container's root its upper directory ", spec.upper_dir()), errno);
+    }
+  }
+  std::string lower = absl::StrJoin(lowers, ":");
   std::string options = absl::StrCat("lowerdir=", lower, ",upperdir=", spec.upper_dir(),
                                      ",workdir=", spec.work_dir());
   const unsigned long nodev = spec.nodev() ? MS_NODEV : 0;
   if (::mount("overlay", spec.rootfs().c_str(), "overlay", nodev, options.c_str()) != 0) {
     Fail(p, absl::StrCat("mount the root filesystem (overlay) on ", spec.rootfs()), errno);
   }
+  idmapped.clear();  // the overlay holds its layers now
   int root = ::open(spec.rootfs().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root < 0) Fail(p, absl::StrCat("open ", spec.rootfs()), errno);
 
   MountIn(p, root, "proc", "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
-  MountIn(p, root, "tmpfs", "/dev", MS_NOSUID | MS_STRICTATIME | nodev, "mode=755,size=65536k");
+  std::string dev_options = "mode=755,size=65536k";
+  std::string pts_options = "newinstance,ptmxmode=0666,mode=0620,gid=5";
+  if (userns >= 0) {
+    // Mounted from the node's user namespace: IDs are the node's.
+    absl::StrAppend(&dev_options, ",uid=", spec.userns_root_uid(), ",gid=", spec.userns_root_gid());
+    pts_options = "newinstance,ptmxmode=0666,mode=0620";
+    if (spec.userns_tty_gid() >= 0) absl::StrAppend(&pts_options, ",gid=", spec.userns_tty_gid());
+  }
+  MountIn(p, root, "tmpfs", "/dev", MS_NOSUID | MS_STRICTATIME | nodev, dev_options.c_str());
   for (const char* dev : {"null", "zero", "full", "random", "urandom", "tty"}) {
     Bind(p, root, absl::StrCat("/dev/", dev), absl::StrCat("/dev/", dev), false, false);
   }
@@ -479,8 +522,7 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
       MakeDevice(p, root, d);
     }
   }
-  MountIn(p, root, "devpts", "/dev/pts", MS_NOSUID | MS_NOEXEC,
-          "newinstance,ptmxmode=0666,mode=0620,gid=5");
+  MountIn(p, root, "devpts", "/dev/pts", MS_NOSUID | MS_NOEXEC, pts_options.c_str());
   if (spec.shm().empty()) {
     MountIn(p, root, "tmpfs", "/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
   } else {
@@ -495,7 +537,8 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
       Fail(p, absl::StrCat("config.mounts[", m.index(), "]: container_path \"", m.destination(),
                            "\" leads out of the root filesystem through the image's symlink ", via), 0, 'I');
     }
-    Bind(p, root, m.source(), m.destination(), m.readonly(), true, m.recursive_readonly(), spec.nodev());
+    Bind(p, root, m.source(), m.destination(), m.readonly(), true, m.recursive_readonly(), spec.nodev(),
+         m.idmap() ? userns : -1);
     if (m.propagation() != 0) {
       std::string error;
       int target = OpenInRoot(root, m.destination(), true, &error);
@@ -537,6 +580,13 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
   ::close(old_root);
   if (::chdir("/") != 0) Fail(p, "chdir /", errno);
   ::close(root);
+  if (userns >= 0) {
+    // Last of what needs the node's privileges: from here on our IDs and
+    // capabilities are the pod's.
+    if (::setns(userns, CLONE_NEWUSER) != 0) Fail(p, "join the pod's user namespace", errno);
+    ::close(userns);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a change of credentials clears it
+  }
 
   Ids ids;
   std::string error;

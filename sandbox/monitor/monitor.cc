@@ -59,7 +59,8 @@ absl::Status WriteSysctl(const std::string& key, const std::string& value) {
 absl::Status Usage(absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(
       why, "\nusage: crius-monitor --pod-id ID --dir DIR [--net new|host] [--ipc new|host] "
-           "[--uts new|host] [--pid pod|none] [--hostname NAME] [--ready-fd N]"));
+           "[--uts new|host] [--pid pod|none] [--hostname NAME] [--uid-map C:H:L --gid-map C:H:L ...] "
+           "[--ready-fd N]"));
 }
 
 absl::Status NewOrHost(absl::string_view flag, absl::string_view value, bool* out) {
@@ -116,6 +117,10 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
       o.pod_pid = value == "pod";
     } else if (flag == "--hostname") {
       o.hostname = value;
+    } else if (flag == "--uid-map" || flag == "--gid-map") {
+      absl::StatusOr<sandbox::IdRange> r = sandbox::ParseRangeFlag(value);
+      if (!r.ok()) return Usage(absl::StrCat(flag, ": ", r.status().message()));
+      (flag == "--uid-map" ? o.userns.uids : o.userns.gids).push_back(*r);
     } else if (flag == "--cgroup-procs") {
       o.cgroup_procs.push_back(value);
     } else if (flag == "--sysctl") {
@@ -129,6 +134,7 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
     }
   }
   if (o.pod_id.empty() || o.dir.empty()) return Usage("--pod-id and --dir are required");
+  if (o.userns.uids.empty() != o.userns.gids.empty()) return Usage("--uid-map and --gid-map go together");
   return o;
 }
 
@@ -153,6 +159,27 @@ absl::Status Monitor::StartPodInit() {
   return Pin("pid", pid);
 }
 
+// The pod's net, ipc and uts namespaces, as asked. With a user namespace a
+// helper makes them inside it and we join them: the monitor itself stays in
+// the node's user namespace, with the privileges its work needs. The pod's
+// pid namespace is ours (its init is our child), so it stays the node's
+// user namespace's: root in the pod has no privilege over it.
+absl::Status Monitor::EnterPodNamespaces() {
+  int flags = (options_.new_net ? CLONE_NEWNET : 0) | (options_.new_ipc ? CLONE_NEWIPC : 0) |
+              (options_.new_uts ? CLONE_NEWUTS : 0);
+  if (options_.userns.uids.empty()) {
+    if (flags != 0 && ::unshare(flags) != 0) return ErrnoError(errno, "unshare pod namespaces");
+    return absl::OkStatus();
+  }
+  CRIUS_ASSIGN_OR_RETURN(sandbox::UsernsHolder holder, sandbox::UsernsHolder::Start(options_.userns, flags));
+  for (const auto& [kind, flag] : {std::pair{"net", CLONE_NEWNET}, {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS}}) {
+    if ((flags & flag) == 0) continue;
+    CRIUS_ASSIGN_OR_RETURN(UniqueFd ns, holder.Open(kind));
+    if (::setns(ns.get(), flag) != 0) return ErrnoError(errno, absl::StrCat("enter the pod's ", kind, " namespace"));
+  }
+  return Pin("user", holder.pid());
+}
+
 absl::Status Monitor::Setup() {
   for (const std::string& procs : options_.cgroup_procs) {
     std::string pid = absl::StrCat(::getpid());
@@ -167,9 +194,7 @@ absl::Status Monitor::Setup() {
   if (::mkdir(ns_dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return ErrnoError(errno, absl::StrCat("mkdir ", ns_dir));
   }
-  int flags = (options_.new_net ? CLONE_NEWNET : 0) | (options_.new_ipc ? CLONE_NEWIPC : 0) |
-              (options_.new_uts ? CLONE_NEWUTS : 0);
-  if (flags != 0 && ::unshare(flags) != 0) return ErrnoError(errno, "unshare pod namespaces");
+  CRIUS_RETURN_IF_ERROR(EnterPodNamespaces());
   if (options_.new_net) CRIUS_RETURN_IF_ERROR(LoopbackUp());
   if (options_.new_uts && !options_.hostname.empty() &&
       ::sethostname(options_.hostname.data(), options_.hostname.size()) != 0) {

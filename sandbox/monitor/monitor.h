@@ -17,6 +17,7 @@
 #include "common/unique_fd.h"
 #include "monitor.pb.h"
 #include "sandbox/monitor/cri_log.h"
+#include "sandbox/userns.h"
 
 namespace crius::monitor {
 
@@ -34,6 +35,9 @@ struct Options {
   // The pod's own cgroup for the monitor and the pod's init (each
   // hierarchy's cgroup.procs), joined first thing.
   std::vector<std::string> cgroup_procs;
+  // A user namespace for the pod (both lists, or neither): its other
+  // namespaces are made inside it, so that it owns them.
+  sandbox::IdMappings userns;
   int ready_fd = -1;     // criusd reads "ok" or an error from here
 };
 
@@ -72,6 +76,7 @@ class Monitor {
   void RecordExit(Container& c);
   Container* Find(const std::string& id);
   absl::Status StartPodInit();
+  absl::Status EnterPodNamespaces();
   void Handle(int conn);
   void Teardown();
   crius::monitor::PodState State() const;

@@ -38,3 +38,10 @@ def test_the_cgroup_integration_tests_pass_on_cgroup_v2():
     summary = out.strip().splitlines()[-1]
     # Every test ran: none skipped (a skip would hide a v1-only assumption).
     assert re.fullmatch(r"\d+ passed(, \d+ warnings?)? in [0-9.]+s", summary), out[-3000:]
+
+
+def test_a_guest_that_cannot_idmap_its_layers_refuses_user_namespace_pods():
+    # Its root is a tmpfs, which Linux 6.1 cannot idmap.
+    status, out = run_modules_in_guest(["test_userns.py"], args=["-k", "need_idmapped_image_layers"])
+    assert status == 0, out[-6000:]
+    assert re.fullmatch(r"1 passed, \d+ deselected in [0-9.]+s", out.strip().splitlines()[-1]), out[-3000:]
