@@ -123,6 +123,39 @@ std::string User(const v1::ContainerConfig& c, const image::ImageConfig& img) {
   return user;
 }
 
+// The container's pid mode: POD and CONTAINER need nothing here; NODE needs
+// a pod on the node's pid namespace; TARGET names a running container of
+// the same pod with its own pid namespace, whose id this returns.
+absl::StatusOr<std::string> TargetPidNamespace(Runtime& rt, const Pod& pod, const v1::ContainerConfig& config) {
+  const v1::NamespaceOption& ns = config.linux().security_context().namespace_options();
+  const std::string field = "config.linux.security_context.namespace_options";
+  if (!v1::NamespaceMode_IsValid(ns.pid())) {
+    return InvalidField(absl::StrCat(field, ".pid"), absl::StrCat("namespace mode ", ns.pid(), " is not valid"));
+  }
+  if (ns.pid() == v1::NODE && pod.config.linux().security_context().namespace_options().pid() != v1::NODE) {
+    return InvalidField(absl::StrCat(field, ".pid"), "the node's pid namespace needs a pod on it (pid NODE)");
+  }
+  if (ns.pid() != v1::TARGET) return std::string();
+  if (ns.target_id().empty()) {
+    return InvalidField(absl::StrCat(field, ".target_id"),
+                        "is empty: pid mode TARGET names the container whose pid namespace to join");
+  }
+  std::shared_ptr<Container> target = rt.containers().Find(ns.target_id());
+  if (target == nullptr || target->pod_id != pod.id) {
+    return InvalidField(absl::StrCat(field, ".target_id"),
+                        absl::StrCat("no container \"", ns.target_id(), "\" in pod ", pod.id));
+  }
+  if (target->config.linux().security_context().namespace_options().pid() != v1::CONTAINER) {
+    return InvalidField(absl::StrCat(field, ".target_id"),
+                        absl::StrCat("container ", target->id, " has no pid namespace of its own (pid mode CONTAINER)"));
+  }
+  if (target->state != kContainerRunning) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(field, ".target_id: container ", target->id, " is not running"));
+  }
+  return target->id;
+}
+
 }  // namespace
 
 absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
@@ -166,6 +199,7 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
   CRIUS_ASSIGN_OR_RETURN(sandbox::IdMappings userns, PodIdMappings(pod_ns, "sandbox_config.namespace_options"));
   CRIUS_RETURN_IF_ERROR(CheckContainerUserns(config.linux().security_context().namespace_options(), pod_ns,
                                              "config.linux.security_context.namespace_options"));
+  CRIUS_ASSIGN_OR_RETURN(std::string target_pid, TargetPidNamespace(rt, *pod, config));
   std::set<std::string> destinations;
   std::vector<bool> idmapped;
   for (int i = 0; i < config.mounts_size(); ++i) {
@@ -291,6 +325,7 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
   }
   spec->set_log_path(log_path);
   spec->set_new_pid_namespace(config.linux().security_context().namespace_options().pid() == v1::CONTAINER);
+  spec->set_target_pid_namespace(target_pid);
   spec->set_readonly_rootfs(config.linux().security_context().readonly_rootfs());
   spec->MergeFrom(security);
   CRIUS_RETURN_IF_ERROR(Annotate(CreateContainerCgroup(rt, *pod, *c, config.linux().resources(), spec),

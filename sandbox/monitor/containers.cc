@@ -104,6 +104,20 @@ absl::Status Monitor::Create(const ContainerSpec& spec, ContainerState* state) {
     if (!pod_pid_ns || !own || ::setns(own.get(), CLONE_NEWPID) != 0) {
       return ErrnoError(errno, "leave the pod's pid namespace for a container's own");
     }
+  } else if (!spec.target_pid_namespace().empty()) {
+    // pid mode TARGET (kubelet's debug containers): born into the pid
+    // namespace of another container of the pod, which must be running.
+    const Container* target = Find(spec.target_pid_namespace());
+    if (target == nullptr || target->pid <= 0 || target->state.phase() != ContainerState::RUNNING) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "config.linux.security_context.namespace_options.target_id: container ", spec.target_pid_namespace(),
+          " is not running in this pod"));
+    }
+    pod_pid_ns.reset(::open("/proc/self/ns/pid_for_children", O_RDONLY | O_CLOEXEC));
+    UniqueFd theirs(::open(absl::StrCat("/proc/", target->pid, "/ns/pid").c_str(), O_RDONLY | O_CLOEXEC));
+    if (!pod_pid_ns || !theirs || ::setns(theirs.get(), CLONE_NEWPID) != 0) {
+      return ErrnoError(errno, absl::StrCat("enter the pid namespace of container ", target->state.id()));
+    }
   }
   pid_t pid = static_cast<pid_t>(::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, nullptr));
   if (pid != 0 && pod_pid_ns && ::setns(pod_pid_ns.get(), CLONE_NEWPID) != 0) {

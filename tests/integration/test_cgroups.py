@@ -220,6 +220,32 @@ def test_resources_land_in_the_containers_cgroup(d, tmp, image):
     d.runtime.RemoveContainer(pb.RemoveContainerRequest(container_id=cid), timeout=30)
 
 
+def hugetlb_available():
+    if V2:
+        return "hugetlb" in open(os.path.join(CG, "cgroup.controllers")).read().split()
+    return os.path.isdir(os.path.join(CG, "hugetlb"))
+
+
+def test_hugepage_limits_land_in_the_hugetlb_controller(d, tmp, image):
+    # kubelet sends every size the node has, zero for those the pod does not use.
+    p = Pod(d, tmp, image)
+    pb = d.pb
+    r = pb.LinuxContainerResources(hugepage_limits=[pb.HugepageLimit(page_size="2MB", limit=4 << 20),
+                                                    pb.HugepageLimit(page_size="1GB", limit=0)])
+    if not hugetlb_available():  # this v1 node: the controller is not mounted
+        with pytest.raises(grpc.RpcError) as e:
+            p.create("true", resources=r)
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "hugepage_limits[2MB]" in e.value.details() and "hugetlb" in e.value.details()
+        assert list(d.runtime.ListContainers(pb.ListContainersRequest()).containers) == []
+        return
+    cid = p.create("true", resources=r)
+    cg = f"/crius/{p.id}/{cid}"
+    name = "hugetlb.{}.max" if V2 else "hugetlb.{}.limit_in_bytes"
+    assert read("hugetlb", cg, name.format("2MB")) == str(4 << 20)
+    assert read("hugetlb", cg, name.format("1GB")) == "0"
+
+
 def test_a_container_over_its_memory_limit_is_oom_killed(d, tmp, image):
     p = Pod(d, tmp, image)
     pb = d.pb

@@ -114,6 +114,51 @@ def test_a_container_runs_logs_and_exits_with_its_code(d, pod, busybox, tmp):
     assert ("stdout", "F", "partial") in lines
 
 
+def pid_ns(d, pid_mode, target_id=""):
+    pb = d.pb
+    return pb.LinuxContainerConfig(security_context=pb.LinuxContainerSecurityContext(
+        namespace_options=pb.NamespaceOption(pid=pid_mode, target_id=target_id)))
+
+
+def test_a_target_container_joins_another_containers_pid_namespace(d, pod, busybox, tmp):
+    # kubelet's debug containers: pid mode TARGET names a running container
+    # that has a pid namespace of its own.
+    pb = d.pb
+    target = create(d, pod, busybox.ref, name="app", command=["sh", "-c", "echo up; exec sleep 60"],
+                    linux=pid_ns(d, pb.CONTAINER))
+    start(d, target)
+    wait_state(d, target, pb.CONTAINER_RUNNING)
+    debug = create(d, pod, busybox.ref, name="debug", command=["sh", "-c", "echo pid=$$; ps -o pid,args"],
+                   linux=pid_ns(d, pb.TARGET, target_id=target[:12]))  # crictl shortens ids
+    start(d, debug)
+    s = wait_state(d, debug, pb.CONTAINER_EXITED)
+    out = [CRI_LOG.match(l).group(3) for l in log_lines(s.log_path)]
+    # The target's process is pid 1 there; the debug shell is another.
+    assert any(re.fullmatch(r"\s*1 sleep 60", l) for l in out), out
+    assert "pid=1" not in out, out
+
+
+def test_bad_pid_modes_are_refused_naming_the_field(d, pod, busybox):
+    pb = d.pb
+    other = create(d, pod, busybox.ref, name="pod-pid", command=["sleep", "60"])  # pid mode POD
+    start(d, other)
+    mine = create(d, pod, busybox.ref, name="own-pid", command=["sleep", "60"], linux=pid_ns(d, pb.CONTAINER))
+    field = "config.linux.security_context.namespace_options"
+    for linux, code, why in [
+        (pid_ns(d, pb.TARGET), grpc.StatusCode.INVALID_ARGUMENT, f"{field}.target_id: is empty"),
+        (pid_ns(d, pb.TARGET, "f" * 64), grpc.StatusCode.INVALID_ARGUMENT, f"{field}.target_id: no container"),
+        (pid_ns(d, pb.TARGET, other), grpc.StatusCode.INVALID_ARGUMENT, "has no pid namespace of its own"),
+        (pid_ns(d, pb.TARGET, mine), grpc.StatusCode.FAILED_PRECONDITION, "is not running"),
+        (pid_ns(d, pb.NODE), grpc.StatusCode.INVALID_ARGUMENT, f"{field}.pid"),
+        (pid_ns(d, 9), grpc.StatusCode.INVALID_ARGUMENT, f"{field}.pid"),
+    ]:
+        before = container_dirs(d)
+        with pytest.raises(grpc.RpcError) as e:
+            create(d, pod, busybox.ref, name="bad", command=["true"], linux=linux)
+        assert e.value.code() == code and why in e.value.details(), e.value.details()
+        assert container_dirs(d) == before
+
+
 def test_completed_container_reason(d, pod, busybox):
     pb = d.pb
     cid = create(d, pod, busybox.ref, command=["true"])
