@@ -39,6 +39,7 @@ absl::Status ContainerRemove(Runtime& rt, const v1::RemoveContainerRequest& req,
   std::shared_ptr<Pod> pod = rt.pods().Get(c->pod_id);
   if (pod != nullptr) RefreshContainers(rt, *pod);
   std::lock_guard<std::mutex> lock(c->op);
+  if (!rt.containers().Listed(*c)) return absl::OkStatus();  // removed meanwhile
   return RemoveContainerFully(rt, pod.get(), *c);
 }
 

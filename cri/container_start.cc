@@ -18,6 +18,9 @@ absl::Status ContainerStart(Runtime& rt, const v1::StartContainerRequest& req,
   if (pod == nullptr) return absl::NotFoundError(absl::StrCat("pod sandbox ", c->pod_id, " not found"));
   RefreshContainers(rt, *pod);
   std::lock_guard<std::mutex> lock(c->op);
+  if (!rt.containers().Listed(*c)) {  // removed while we waited
+    return absl::NotFoundError(absl::StrCat("container ", req.container_id(), " not found"));
+  }
   if (c->state != kContainerCreated) {
     return absl::FailedPreconditionError(absl::StrCat("container ", c->id, " is ", c->state,
                                                       ": only a created container can be started"));

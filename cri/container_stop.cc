@@ -18,6 +18,7 @@ absl::Status ContainerStop(Runtime& rt, const v1::StopContainerRequest& req,
   if (pod == nullptr) return absl::OkStatus();
   RefreshContainers(rt, *pod);
   std::lock_guard<std::mutex> lock(c->op);
+  if (!rt.containers().Listed(*c)) return absl::OkStatus();  // removed meanwhile
   if (c->state != kContainerRunning) return absl::OkStatus();
   return Annotate(StopContainerProcess(rt, *pod, *c, req.timeout()),
                   absl::StrCat("stop container ", c->id));

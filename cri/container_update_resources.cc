@@ -13,6 +13,9 @@ absl::Status ContainerUpdateResources(Runtime& rt, const v1::UpdateContainerReso
   if (c == nullptr) return absl::NotFoundError(absl::StrCat("container ", req.container_id(), " not found"));
   CRIUS_RETURN_IF_ERROR(CheckResources(rt, req.linux(), ""));
   std::lock_guard<std::mutex> lock(c->op);
+  if (!rt.containers().Listed(*c)) {  // removed while we waited
+    return absl::NotFoundError(absl::StrCat("container ", req.container_id(), " not found"));
+  }
   if (c->state != kContainerCreated && c->state != kContainerRunning) {
     return absl::FailedPreconditionError(
         absl::StrCat("container ", c->id, " is ", c->state, ": only a created or running container can be updated"));

@@ -56,6 +56,11 @@ class ContainerTable {
     return table_.Find(id_or_prefix);
   }
   std::vector<std::shared_ptr<Container>> All() const { return table_.All(); }
+  // Whether `c` is still the container recorded under its id: an RPC that
+  // found it and then waited for its lock must check, since RemoveContainer
+  // or RemovePodSandbox may have removed it meanwhile (and saving it then
+  // would bring its record back).
+  bool Listed(const Container& c) const { return table_.Get(c.id).get() == &c; }
   std::vector<std::shared_ptr<Container>> OfPod(const std::string& pod_id) const;
   absl::Status Reserve(const std::shared_ptr<Container>& c);
   absl::Status Save(const Container& c);
