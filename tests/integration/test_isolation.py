@@ -409,7 +409,7 @@ def test_a_cri_device_is_a_node_in_the_containers_dev(pod):
 
 def test_device_nodes_the_container_makes_cannot_be_opened(pod, tmp):
     """Even ones the device policy allows (null): the rootfs, /dev and the CRI
-    mounts are nodev, which holds where no device cgroup does (cgroup v2)."""
+    mounts are nodev, a second fence beside the device policy."""
     (tmp / "vol").mkdir()
     code, out = pod.run("mknod /tmp/mynull c 1 3 && echo made; echo x > /tmp/mynull && echo opened; "
                         "mknod /dev/mynull c 1 3; echo y > /dev/mynull && echo opened-dev; "
