@@ -337,6 +337,10 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
     spec->set_shm(absl::StrCat(pod->dir, "/shm"));
   }
 
+  // Exec (ExecSync, Exec) runs its processes as this spec says, in the
+  // container's namespaces: it is kept beside the container's layers.
+  CRIUS_RETURN_IF_ERROR(Annotate(WriteFileAtomic(ContainerSpecPath(*c), spec->SerializeAsString(), 0600),
+                                 "record the container's spec"));
   absl::StatusOr<crius::monitor::Response> created = sandbox::CallMonitor(pod->dir, req_create, 60000);
   if (!created.ok()) return Annotate(created.status(), absl::StrCat("create container ", name));
   undo.Push("remove the container from the monitor", [pod, id = c->id] {

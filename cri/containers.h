@@ -47,6 +47,10 @@ struct Container {
   store::ContainerRecord ToRecord() const;
 };
 
+// The monitor's spec of the container, as CreateContainer made it: what exec
+// needs to run a process as the container's own.
+inline std::string ContainerSpecPath(const Container& c) { return c.dir + "/spec.pb"; }
+
 class ContainerTable {
  public:
   explicit ContainerTable(store::Store& db) : db_(db) {}

@@ -52,6 +52,18 @@ absl::Status ContainerUpdateResources(Runtime& rt, const v1::UpdateContainerReso
 absl::Status ContainerReopenLog(Runtime& rt, const v1::ReopenContainerLogRequest& req,
                                 v1::ReopenContainerLogResponse* resp);
 
+absl::Status ContainerExecSync(Runtime& rt, const v1::ExecSyncRequest& req, v1::ExecSyncResponse* resp);
+absl::Status ContainerStatsGet(Runtime& rt, const v1::ContainerStatsRequest& req, v1::ContainerStatsResponse* resp);
+absl::Status ContainerStatsList(Runtime& rt, const v1::ListContainerStatsRequest& req,
+                                v1::ListContainerStatsResponse* resp);
+absl::Status ContainerStatsStream(Runtime& rt, const v1::StreamContainerStatsRequest& req,
+                                  const std::function<bool(const v1::StreamContainerStatsResponse&)>& send);
+absl::Status SandboxStatsGet(Runtime& rt, const v1::PodSandboxStatsRequest& req, v1::PodSandboxStatsResponse* resp);
+absl::Status SandboxStatsList(Runtime& rt, const v1::ListPodSandboxStatsRequest& req,
+                              v1::ListPodSandboxStatsResponse* resp);
+absl::Status SandboxStatsStream(Runtime& rt, const v1::StreamPodSandboxStatsRequest& req,
+                                const std::function<bool(const v1::StreamPodSandboxStatsResponse&)>& send);
+
 absl::Status ImagePull(Runtime& rt, const v1::PullImageRequest& req, v1::PullImageResponse* resp);
 absl::Status ImageList(Runtime& rt, const v1::ListImagesRequest& req, v1::ListImagesResponse* resp);
 absl::Status ImagesStream(Runtime& rt, const v1::StreamImagesRequest& req,

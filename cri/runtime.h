@@ -12,6 +12,7 @@
 #include "common/config.h"
 #include "cri/containers.h"
 #include "cri/pods.h"
+#include "cri/stats.h"
 #include "image/image_store.h"
 #include "network/pod_network.h"
 #include "store/store.h"
@@ -40,6 +41,8 @@ class Runtime {
   // Whether pods can have user namespaces here (idmapped image layers on
   // the root's filesystem), found by Recover(): OK, or why not.
   const absl::Status& userns_support() const { return userns_support_; }
+  // The previous CPU sample of each container and pod, for usage_nano_cores.
+  CpuRates& cpu_rates() { return cpu_rates_; }
 
   // <state>/pods/<id>
   std::string PodDir(const std::string& id) const;
@@ -62,6 +65,7 @@ class Runtime {
   network::PodNetworks networks_;
   std::unique_ptr<cgroups::Driver> cgroups_;
   absl::Status userns_support_;
+  CpuRates cpu_rates_;
   std::string monitor_binary_;
   const int64_t started_at_ns_;
 

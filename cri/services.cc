@@ -64,20 +64,32 @@ ROUTE(RuntimeServiceImpl, UpdateContainerResources, UpdateContainerResourcesRequ
       UpdateContainerResourcesResponse, ContainerUpdateResources)
 ROUTE(RuntimeServiceImpl, ReopenContainerLog, ReopenContainerLogRequest,
       ReopenContainerLogResponse, ContainerReopenLog)
-NOT_YET(RuntimeServiceImpl, ExecSync, ExecSyncRequest, ExecSyncResponse)
+ROUTE(RuntimeServiceImpl, ExecSync, ExecSyncRequest, ExecSyncResponse, ContainerExecSync)
 NOT_YET(RuntimeServiceImpl, Exec, ExecRequest, ExecResponse)
 NOT_YET(RuntimeServiceImpl, Attach, AttachRequest, AttachResponse)
 NOT_YET(RuntimeServiceImpl, PortForward, PortForwardRequest, PortForwardResponse)
-NOT_YET(RuntimeServiceImpl, ContainerStats, ContainerStatsRequest, ContainerStatsResponse)
-NOT_YET(RuntimeServiceImpl, ListContainerStats, ListContainerStatsRequest,
-        ListContainerStatsResponse)
-NOT_YET_STREAM(RuntimeServiceImpl, StreamContainerStats, StreamContainerStatsRequest,
-               StreamContainerStatsResponse)
-NOT_YET(RuntimeServiceImpl, PodSandboxStats, PodSandboxStatsRequest, PodSandboxStatsResponse)
-NOT_YET(RuntimeServiceImpl, ListPodSandboxStats, ListPodSandboxStatsRequest,
-        ListPodSandboxStatsResponse)
-NOT_YET_STREAM(RuntimeServiceImpl, StreamPodSandboxStats, StreamPodSandboxStatsRequest,
-               StreamPodSandboxStatsResponse)
+ROUTE(RuntimeServiceImpl, ContainerStats, ContainerStatsRequest, ContainerStatsResponse, ContainerStatsGet)
+ROUTE(RuntimeServiceImpl, ListContainerStats, ListContainerStatsRequest, ListContainerStatsResponse,
+      ContainerStatsList)
+grpc::Status RuntimeServiceImpl::StreamContainerStats(
+    grpc::ServerContext*, const v1::StreamContainerStatsRequest* req,
+    grpc::ServerWriter<v1::StreamContainerStatsResponse>* writer) {
+  return Serve("StreamContainerStats", *req, [&] {
+    return ContainerStatsStream(rt_, *req,
+                                [&](const v1::StreamContainerStatsResponse& r) { return writer->Write(r); });
+  });
+}
+ROUTE(RuntimeServiceImpl, PodSandboxStats, PodSandboxStatsRequest, PodSandboxStatsResponse, SandboxStatsGet)
+ROUTE(RuntimeServiceImpl, ListPodSandboxStats, ListPodSandboxStatsRequest, ListPodSandboxStatsResponse,
+      SandboxStatsList)
+grpc::Status RuntimeServiceImpl::StreamPodSandboxStats(
+    grpc::ServerContext*, const v1::StreamPodSandboxStatsRequest* req,
+    grpc::ServerWriter<v1::StreamPodSandboxStatsResponse>* writer) {
+  return Serve("StreamPodSandboxStats", *req, [&] {
+    return SandboxStatsStream(rt_, *req,
+                              [&](const v1::StreamPodSandboxStatsResponse& r) { return writer->Write(r); });
+  });
+}
 ROUTE(RuntimeServiceImpl, UpdateRuntimeConfig, UpdateRuntimeConfigRequest,
       UpdateRuntimeConfigResponse, RuntimeConfigUpdate)
 ROUTE(RuntimeServiceImpl, Status, StatusRequest, StatusResponse, RuntimeStatus)

@@ -588,15 +588,33 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a change of credentials clears it
   }
 
+  std::vector<std::string> args(spec.args().begin(), spec.args().end());
+  if (args.empty()) Fail(p, "no command: neither the image nor the container names one", 0, 'I');
+  ContainerProcess proc = BecomeContainerProcess(spec, p, args);
+  std::vector<char*> envp, argv;
+  for (auto& e : proc.env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  // Parked: the monitor answers CreateContainer now, and StartContainer
+  // releases us.
+  if (::write(p.sync_w, "R", 1) != 1) ::_exit(127);
+  char go;
+  if (::read(p.start_r, &go, 1) != 1) ::_exit(0);
+  ::close(p.start_r);
+  ::execve(proc.exe.c_str(), argv.data(), envp.data());
+  Fail(p, absl::StrCat("exec ", proc.exe), errno, 'I');
+}
+
+ContainerProcess BecomeContainerProcess(const ContainerSpec& spec, const InitPipes& p,
+                                        const std::vector<std::string>& args) {
+  ContainerProcess out;
   Ids ids;
   std::string error;
   if (!ResolveUser(spec.user(), &ids, &error)) Fail(p, error, 0, 'I');
-  std::string exe;
-  if (spec.args_size() == 0) {
-    Fail(p, "no command: neither the image nor the container names one", 0, 'I');
-  }
-  if (!FindExecutable(spec.args(0), EnvValue(spec.env(), "PATH"), &exe)) {
-    Fail(p, absl::StrCat("executable \"", spec.args(0), "\" not found in the container"), errno, 'I');
+  if (!FindExecutable(args[0], EnvValue(spec.env(), "PATH"), &out.exe)) {
+    Fail(p, absl::StrCat("executable \"", args[0], "\" not found in the container"), errno, 'I');
   }
   const std::string cwd = spec.cwd().empty() ? std::string("/") : spec.cwd();
   if (::chdir(cwd.c_str()) != 0) {
@@ -632,23 +650,9 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
   if (spec.no_new_privs() && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) Fail(p, "set no_new_privs", errno);
   if (!spec.seccomp_bpf().empty() && spec.no_new_privs()) InstallSeccomp(p, spec);
 
-  std::vector<std::string> env(spec.env().begin(), spec.env().end());
-  if (EnvValue(spec.env(), "HOME").empty()) env.push_back(absl::StrCat("HOME=", ids.home));
-  std::vector<char*> envp, argv;
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> args(spec.args().begin(), spec.args().end());
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  // Parked: the monitor answers CreateContainer now, and StartContainer
-  // releases us.
-  if (::write(p.sync_w, "R", 1) != 1) ::_exit(127);
-  char go;
-  if (::read(p.start_r, &go, 1) != 1) ::_exit(0);
-  ::close(p.start_r);
-  ::execve(exe.c_str(), argv.data(), envp.data());
-  Fail(p, absl::StrCat("exec ", exe), errno, 'I');
+  out.env.assign(spec.env().begin(), spec.env().end());
+  if (EnvValue(spec.env(), "HOME").empty()) out.env.push_back(absl::StrCat("HOME=", ids.home));
+  return out;
 }
 
 }  // namespace crius::monitor

@@ -5,6 +5,9 @@
 // and the child exits: the monitor turns it into the RPC's error.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include "monitor.pb.h"
 
 namespace crius::monitor {
@@ -20,5 +23,17 @@ struct InitPipes {
 
 // Never returns.
 [[noreturn]] void ContainerInit(const ContainerSpec& spec, const InitPipes& pipes);
+
+// What every process of a container does last, its init and each exec
+// alike, once in the container's namespaces and root: find args[0] on the
+// container's PATH, enter its working directory, take its oom_score_adj,
+// user, groups, capabilities, no_new_privs and seccomp filter. Errors go to
+// pipes.sync_w as ContainerInit's do, and the process exits.
+struct ContainerProcess {
+  std::string exe;               // the executable found
+  std::vector<std::string> env;  // the spec's, with HOME when it has none
+};
+ContainerProcess BecomeContainerProcess(const ContainerSpec& spec, const InitPipes& pipes,
+                                        const std::vector<std::string>& args);
 
 }  // namespace crius::monitor

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "sandbox/monitor/exec.h"
 #include "sandbox/monitor/monitor.h"
 
 namespace {
@@ -22,6 +23,7 @@ void Report(int fd, const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "exec") return crius::monitor::ExecMain(argc, argv);
   absl::StatusOr<crius::monitor::Options> options = crius::monitor::ParseArgs(argc, argv);
   if (!options.ok()) {
     std::fprintf(stderr, "crius-monitor: %s\n", std::string(options.status().message()).c_str());

@@ -245,6 +245,24 @@ def test_two_pods_reach_each_other_by_pod_ip(node):
     node.assert_pod_network_gone(server)
 
 
+def test_pod_stats_count_the_traffic_of_eth0(node):
+    node.pull(node.images["nginx"])
+    cfg = node.pod_config("counted")
+    pod_id = node.run_pod(cfg)
+    node.run_container(pod_id, cfg, node.images["nginx"])
+    ip = node.pod_status(pod_id).status.network.ip
+    for _ in range(3):
+        assert node.http_get_eventually(f"http://{ip}/") == (200, oci.NGINX_INDEX)
+    stats = node.d.runtime.PodSandboxStats(node.pb.PodSandboxStatsRequest(pod_sandbox_id=pod_id)).stats
+    net = stats.linux.network
+    assert net.default_interface.name == "eth0" and [i.name for i in net.interfaces] == ["eth0"], net
+    # Three responses went out and three requests came in.
+    assert net.default_interface.tx_bytes.value > 3 * len(oci.NGINX_INDEX), net
+    assert net.default_interface.rx_bytes.value > 3 * len("GET / HTTP/1.1"), net
+    assert net.timestamp > 0
+    node.remove_pod(pod_id)
+
+
 def test_pod_has_loopback_up_and_eth0(node):
     node.pull(node.images["busybox"])
     cfg = node.pod_config("ifaces")

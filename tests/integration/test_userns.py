@@ -144,6 +144,9 @@ def test_root_inside_is_an_unprivileged_host_id_outside(d, tmp, image):
     # What it wrote carries its host IDs on the node.
     made = os.stat(os.path.join(p.dir(cid), "upper", "made"))
     assert (made.st_uid, made.st_gid) == (HOST, HOST)
+    # An exec joins the user namespace too.
+    r = d.runtime.ExecSync(d.pb.ExecSyncRequest(container_id=cid, cmd=["sh", "-c", "id -u; cat /proc/self/uid_map"]))
+    assert r.exit_code == 0 and r.stdout.decode().split() == ["0", "0", str(HOST), str(LENGTH)], r
     # The pod's network, IPC and UTS namespaces belong to its user namespace.
     pid = p.pid(cid)
     user = os.stat(f"/proc/{pid}/ns/user").st_ino

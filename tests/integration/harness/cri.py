@@ -88,10 +88,12 @@ class Client:
     def __init__(self, socket_path):
         stubs = load()
         self.pb = stubs.pb
-        # Short reconnect backoff: tests restart and crash the daemon all the time.
+        # Short reconnect backoff: tests restart and crash the daemon all the
+        # time. Messages up to 16 MiB, as kubelet takes them.
         self.channel = grpc.insecure_channel(f"unix://{os.path.abspath(socket_path)}", options=[
             ("grpc.initial_reconnect_backoff_ms", 50),
-            ("grpc.max_reconnect_backoff_ms", 500)])
+            ("grpc.max_reconnect_backoff_ms", 500),
+            ("grpc.max_receive_message_length", 16 << 20)])
         self.runtime = stubs.grpc.RuntimeServiceStub(self.channel)
         self.image = stubs.grpc.ImageServiceStub(self.channel)
 
