@@ -351,6 +351,7 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
   CRIUS_FAILPOINT("container_create.after_monitor");
   c->state = kContainerCreated;
   CRIUS_RETURN_IF_ERROR(Annotate(rt.containers().Save(*c), "record container created"));
+  rt.events().Publish(v1::CONTAINER_CREATED_EVENT, c->id, pod->id);
   undo.Commit();
   resp->set_container_id(c->id);
   return absl::OkStatus();

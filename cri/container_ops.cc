@@ -130,6 +130,8 @@ void RefreshContainers(Runtime& rt, Pod& pod) {
       if (absl::Status st = rt.containers().Save(*c); !st.ok()) {
         LOG_ERROR("container %s: record state: %s", c->id, std::string(st.message()));
       }
+      rt.events().Publish(c->state == kContainerExited ? v1::CONTAINER_STOPPED_EVENT : v1::CONTAINER_STARTED_EVENT,
+                          c->id, c->pod_id);
     }
   }
 }

@@ -28,7 +28,9 @@ absl::Status RemoveContainerFully(Runtime& rt, Pod* pod, Container& c) {
   if (!c.dir.empty()) {
     CRIUS_RETURN_IF_ERROR(Annotate(RemoveTree(c.dir), absl::StrCat("remove container directory ", c.dir)));
   }
-  return Annotate(rt.containers().Delete(c.id), absl::StrCat("remove container ", c.id));
+  CRIUS_RETURN_IF_ERROR(Annotate(rt.containers().Delete(c.id), absl::StrCat("remove container ", c.id)));
+  rt.events().Publish(v1::CONTAINER_DELETED_EVENT, c.id, c.pod_id);
+  return absl::OkStatus();
 }
 
 absl::Status ContainerRemove(Runtime& rt, const v1::RemoveContainerRequest& req,

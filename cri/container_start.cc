@@ -36,6 +36,7 @@ absl::Status ContainerStart(Runtime& rt, const v1::StartContainerRequest& req,
     c->message = std::string(resp.status().message());
     if (metrics::Metrics* m = metrics::Current()) m->ObserveContainerExit(c->reason);
     (void)rt.containers().Save(*c);
+    rt.events().Publish(v1::CONTAINER_STOPPED_EVENT, c->id, pod->id);
     return Annotate(resp.status(), absl::StrCat("start container ", c->config.metadata().name()));
   }
   CRIUS_FAILPOINT("container_start.after_monitor");
@@ -46,7 +47,9 @@ absl::Status ContainerStart(Runtime& rt, const v1::StartContainerRequest& req,
   if (metrics::Metrics* m = metrics::Current(); m != nullptr && first) {
     m->ObservePodReady(static_cast<double>(c->started_at_ns - pod->created_at_ns) / 1e9);
   }
-  return Annotate(rt.containers().Save(*c), absl::StrCat("record container ", c->id, " running"));
+  CRIUS_RETURN_IF_ERROR(Annotate(rt.containers().Save(*c), absl::StrCat("record container ", c->id, " running")));
+  rt.events().Publish(v1::CONTAINER_STARTED_EVENT, c->id, pod->id);
+  return absl::OkStatus();
 }
 
 }  // namespace crius::cri

@@ -11,6 +11,8 @@
 #include "cgroups/driver.h"
 #include "common/config.h"
 #include "cri/containers.h"
+#include "cri/events.h"
+#include "cri/monitor_watch.h"
 #include "cri/pods.h"
 #include "cri/stats.h"
 #include "image/image_store.h"
@@ -43,6 +45,10 @@ class Runtime {
   const absl::Status& userns_support() const { return userns_support_; }
   // The previous CPU sample of each container and pod, for usage_nano_cores.
   CpuRates& cpu_rates() { return cpu_rates_; }
+  // Container and pod sandbox events for GetContainerEvents.
+  EventHub& events() { return events_; }
+  // Each ready pod's monitor, telling of container exits as they happen.
+  MonitorWatch& watch() { return watch_; }
 
   // <state>/pods/<id>
   std::string PodDir(const std::string& id) const;
@@ -71,6 +77,10 @@ class Runtime {
 
   mutable std::mutex mu_;
   std::string pod_cidr_;
+  // Last: their threads read the tables above, so they stop first (the
+  // watch first: it publishes events).
+  EventHub events_{*this};
+  MonitorWatch watch_{*this};
 };
 
 }  // namespace crius::cri

@@ -51,6 +51,7 @@ void RefreshPod(Runtime& rt, Pod& pod) {
   if (absl::Status st = rt.pods().Save(pod); !st.ok()) {
     LOG_ERROR("pod %s: record NotReady: %s", pod.id, std::string(st.message()));
   }
+  rt.events().Publish(v1::CONTAINER_STOPPED_EVENT, pod.id, pod.id);
 }
 
 void ReleasePodPins(const Pod& pod) {
@@ -107,6 +108,7 @@ absl::Status ShutdownMonitor(Runtime& rt, Pod& pod) {
   pod.ips.clear();
   pod.state = kPodNotReady;
   CRIUS_RETURN_IF_ERROR(Annotate(rt.pods().Save(pod), absl::StrCat("record pod ", pod.id, " stopped")));
+  rt.events().Publish(v1::CONTAINER_STOPPED_EVENT, pod.id, pod.id);
   // Created containers that never ran went with the monitor.
   RefreshContainers(rt, pod);
   return absl::OkStatus();

@@ -65,6 +65,8 @@ absl::Status Runtime::RecoverPods() {
         pod->ips.clear();
         pod->state = kPodNotReady;
         CRIUS_RETURN_IF_ERROR(pods_.Save(*pod));
+      } else {
+        watch_.Watch(pod->id, pod->dir);
       }
       continue;
     }

@@ -30,7 +30,9 @@ absl::Status SandboxRemove(Runtime& rt, const v1::RemovePodSandboxRequest& req,
   CRIUS_RETURN_IF_ERROR(Annotate(RemovePodCgroups(rt, *pod), absl::StrCat("remove the cgroups of pod ", pod->id)));
   CRIUS_RETURN_IF_ERROR(Annotate(RemoveTree(pod->dir), absl::StrCat("remove pod directory ", pod->dir)));
   CRIUS_FAILPOINT("sandbox_remove.after_files");
-  return Annotate(rt.pods().Delete(pod->id), absl::StrCat("remove pod ", pod->id));
+  CRIUS_RETURN_IF_ERROR(Annotate(rt.pods().Delete(pod->id), absl::StrCat("remove pod ", pod->id)));
+  rt.events().Publish(v1::CONTAINER_DELETED_EVENT, pod->id, pod->id);
+  return absl::OkStatus();
 }
 
 }  // namespace crius::cri

@@ -263,6 +263,10 @@ absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
   CRIUS_RETURN_IF_ERROR(Annotate(rt.pods().Save(*pod), "record pod ready"));
   CRIUS_FAILPOINT("sandbox_run.after_ready");
   undo.Commit();
+  // The sandbox's own events, as containerd sends them for its pause container.
+  rt.events().Publish(v1::CONTAINER_CREATED_EVENT, pod->id, pod->id);
+  rt.events().Publish(v1::CONTAINER_STARTED_EVENT, pod->id, pod->id);
+  rt.watch().Watch(pod->id, pod->dir);
   resp->set_pod_sandbox_id(pod->id);
   return absl::OkStatus();
 }

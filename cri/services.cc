@@ -1,5 +1,6 @@
 #include "cri/services.h"
 
+#include "absl/strings/str_cat.h"
 #include "cri/boundary.h"
 #include "cri/handlers.h"
 
@@ -95,7 +96,24 @@ ROUTE(RuntimeServiceImpl, UpdateRuntimeConfig, UpdateRuntimeConfigRequest,
 ROUTE(RuntimeServiceImpl, Status, StatusRequest, StatusResponse, RuntimeStatus)
 NOT_YET(RuntimeServiceImpl, CheckpointContainer, CheckpointContainerRequest,
         CheckpointContainerResponse)
-NOT_YET_STREAM(RuntimeServiceImpl, GetContainerEvents, GetEventsRequest, ContainerEventResponse)
+grpc::Status RuntimeServiceImpl::GetContainerEvents(grpc::ServerContext* ctx, const v1::GetEventsRequest* req,
+                                                    grpc::ServerWriter<v1::ContainerEventResponse>* writer) {
+  return Serve("GetContainerEvents", *req, [&]() -> absl::Status {
+    std::shared_ptr<EventHub::Subscription> events = rt_.events().Subscribe();
+    absl::Status st;
+    while (st.ok() && !ctx->IsCancelled()) {
+      std::optional<v1::ContainerEventResponse> e = events->Next(absl::Milliseconds(200));
+      if (events->overflowed()) {
+        st = absl::ResourceExhaustedError(absl::StrCat("GetContainerEvents: the client fell ",
+                                                       EventHub::kMaxQueued, " events behind"));
+      } else if (e && !writer->Write(*e)) {
+        break;  // the client went away
+      }
+    }
+    rt_.events().Unsubscribe(events);
+    return st;
+  });
+}
 NOT_YET(RuntimeServiceImpl, ListMetricDescriptors, ListMetricDescriptorsRequest,
         ListMetricDescriptorsResponse)
 NOT_YET(RuntimeServiceImpl, ListPodSandboxMetrics, ListPodSandboxMetricsRequest,

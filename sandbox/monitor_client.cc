@@ -160,9 +160,9 @@ absl::StatusOr<crius::monitor::PodState> Launch(const MonitorLaunch& l) {
 
 }  // namespace
 
-absl::StatusOr<crius::monitor::Response> CallMonitor(const std::string& dir,
-                                                     const crius::monitor::Request& req,
-                                                     int timeout_ms) {
+namespace {
+
+absl::StatusOr<UniqueFd> ConnectMonitor(const std::string& dir, int timeout_ms) {
   std::string path = MonitorSocket(dir);
   UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
   if (!fd) return ErrnoError(errno, "socket");
@@ -180,6 +180,16 @@ absl::StatusOr<crius::monitor::Response> CallMonitor(const std::string& dir,
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     return absl::UnavailableError(absl::StrCat("no monitor answers on ", path, ": ", strerror(errno)));
   }
+  return fd;
+}
+
+}  // namespace
+
+absl::StatusOr<crius::monitor::Response> CallMonitor(const std::string& dir,
+                                                     const crius::monitor::Request& req,
+                                                     int timeout_ms) {
+  std::string path = MonitorSocket(dir);
+  CRIUS_ASSIGN_OR_RETURN(UniqueFd fd, ConnectMonitor(dir, timeout_ms));
   CRIUS_RETURN_IF_ERROR(Annotate(SendMessage(fd.get(), req), path));
   crius::monitor::Response resp;
   absl::Status st = ReceiveMessage(fd.get(), &resp);
@@ -190,6 +200,20 @@ absl::StatusOr<crius::monitor::Response> CallMonitor(const std::string& dir,
     return absl::Status(static_cast<absl::StatusCode>(resp.code()), resp.error());
   }
   return resp;
+}
+
+absl::StatusOr<UniqueFd> WatchMonitor(const std::string& dir) {
+  crius::monitor::Request watch;
+  watch.mutable_watch();
+  CRIUS_ASSIGN_OR_RETURN(UniqueFd fd, ConnectMonitor(dir, 10000));
+  std::string path = MonitorSocket(dir);
+  CRIUS_RETURN_IF_ERROR(Annotate(SendMessage(fd.get(), watch), path));
+  crius::monitor::Response resp;
+  CRIUS_RETURN_IF_ERROR(Annotate(ReceiveMessage(fd.get(), &resp), path));
+  if (resp.code() != 0) return absl::Status(static_cast<absl::StatusCode>(resp.code()), resp.error());
+  struct timeval none = {0, 0};  // from now on read only when readable
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
+  return fd;
 }
 
 void ReleasePins(const std::string& dir, bool keep_net) {

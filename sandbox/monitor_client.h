@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/unique_fd.h"
 #include "monitor.pb.h"
 #include "sandbox/userns.h"
 
@@ -41,6 +42,11 @@ std::string MonitorSocket(const std::string& dir);
 absl::StatusOr<crius::monitor::Response> CallMonitor(const std::string& dir,
                                                      const crius::monitor::Request& req,
                                                      int timeout_ms = 10000);
+
+// A connection on which the monitor reports each container exit (a
+// Response with `container` set) until either side closes it; EOF when the
+// monitor exits. The answer to the Watch itself is read here.
+absl::StatusOr<UniqueFd> WatchMonitor(const std::string& dir);
 
 // Releases what a monitor that died without its teardown left: pinned
 // namespace mounts under dir/ns and the pod's /dev/shm. With keep_net the

@@ -22,6 +22,7 @@
 #include "common/status.h"
 #include "sandbox/monitor/container_init.h"
 #include "sandbox/monitor/monitor.h"
+#include "sandbox/monitor_wire.h"
 
 namespace crius::monitor {
 namespace {
@@ -294,6 +295,9 @@ void Monitor::RecordExit(Container& c) {
   if (absl::Status st = WriteFileAtomic(absl::StrCat(dir, "/", c.state.id()), text, 0600); !st.ok()) {
     LOG_ERROR("record exit of %s: %s", c.state.id(), std::string(st.message()));
   }
+  crius::monitor::Response told;
+  *told.mutable_container() = c.state;
+  for (int conn : watchers_) (void)sandbox::SendMessage(conn, told);  // a gone watcher is closed on its EOF
 }
 
 void Monitor::ReadLogs(int fd) {

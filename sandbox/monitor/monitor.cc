@@ -273,6 +273,7 @@ void Monitor::Handle(int conn) {
   crius::monitor::Request req;
   if (absl::Status st = sandbox::ReceiveMessage(conn, &req); !st.ok()) {
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, conn, nullptr);
+    watchers_.erase(conn);
     ::close(conn);
     return;
   }
@@ -301,6 +302,10 @@ void Monitor::Handle(int conn) {
       break;
     case crius::monitor::Request::kReopenLog:
       st = ReopenLog(req.reopen_log().id(), resp.mutable_container());
+      break;
+    case crius::monitor::Request::kWatch:
+      watchers_.insert(conn);
+      *resp.mutable_pod() = State();
       break;
     default:
       resp.set_code(static_cast<int>(absl::StatusCode::kUnimplemented));

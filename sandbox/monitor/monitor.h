@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <utility>
@@ -91,6 +92,7 @@ class Monitor {
   bool stopping_ = false;
   std::map<std::string, std::unique_ptr<Container>> containers_;
   std::map<int, std::pair<Container*, int>> log_fds_;  // fd -> container, stream
+  std::set<int> watchers_;  // connections told of each exit (Watch)
 };
 
 }  // namespace crius::monitor

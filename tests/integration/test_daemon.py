@@ -150,7 +150,9 @@ IMPLEMENTED = {"Version", "Status", "RuntimeConfig", "UpdateRuntimeConfig", "Lis
                "RunPodSandbox", "StopPodSandbox", "RemovePodSandbox", "PodSandboxStatus",
                "ListPodSandbox", "StreamPodSandboxes", "CreateContainer", "StartContainer",
                "StopContainer", "RemoveContainer", "ContainerStatus", "ListContainers",
-               "StreamContainers", "ReopenContainerLog", "UpdateContainerResources"}
+               "StreamContainers", "ReopenContainerLog", "UpdateContainerResources", "ExecSync",
+               "ContainerStats", "ListContainerStats", "StreamContainerStats", "PodSandboxStats",
+               "ListPodSandboxStats", "StreamPodSandboxStats", "GetContainerEvents"}
 
 
 def all_rpcs(pb):
