@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <string_view>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -126,6 +127,43 @@ absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mo
     return ErrnoError(err, absl::StrCat("write ", path));
   }
   return absl::OkStatus();
+}
+
+namespace {
+
+void Walk(int dirfd, dev_t dev, DirUsage* u) {
+  DIR* d = ::fdopendir(dirfd);
+  if (d == nullptr) {
+    ::close(dirfd);
+    return;
+  }
+  while (struct dirent* e = ::readdir(d)) {
+    if (std::string_view(e->d_name) == "." || std::string_view(e->d_name) == "..") continue;
+    struct stat st;
+    if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    u->inodes++;
+    u->bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+    if (S_ISDIR(st.st_mode) && st.st_dev == dev) {
+      int sub = ::openat(::dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub >= 0) Walk(sub, dev, u);
+    }
+  }
+  ::closedir(d);
+}
+
+}  // namespace
+
+DirUsage UsageOf(const std::string& dir) {
+  DirUsage u;
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return u;
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    return u;
+  }
+  Walk(fd, st.st_dev, &u);
+  return u;
 }
 
 }  // namespace crius

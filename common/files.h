@@ -4,6 +4,7 @@
 #include "absl/strings/string_view.h"
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,14 @@ absl::Status RemoveTree(const std::string& path);
 // Held until the returned descriptor is closed (or the process dies).
 // When another process holds it: FailedPrecondition naming that pid.
 absl::StatusOr<UniqueFd> LockFile(const std::string& path, absl::string_view what);
+
+// Bytes (allocated blocks) and inodes below `dir`, a du that stays on the
+// tree: no symlink followed, no mount crossed. A missing dir is zero.
+struct DirUsage {
+  uint64_t bytes = 0;
+  uint64_t inodes = 0;
+};
+DirUsage UsageOf(const std::string& dir);
 
 // Writes `data` to `path` through a temporary file, fsync and rename, so a
 // reader sees the old or the new content, never a part.

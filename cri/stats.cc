@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "cgroups/driver.h"
+#include "common/files.h"
 #include "cri/containers.h"
 #include "cri/pods.h"
 #include "cri/runtime.h"
@@ -28,26 +29,6 @@ int64_t WallNs() {
   struct timespec ts;
   ::clock_gettime(CLOCK_REALTIME, &ts);
   return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
-
-void Walk(int dirfd, dev_t dev, DirUsage* u) {
-  DIR* d = ::fdopendir(dirfd);
-  if (d == nullptr) {
-    ::close(dirfd);
-    return;
-  }
-  while (struct dirent* e = ::readdir(d)) {
-    if (std::string_view(e->d_name) == "." || std::string_view(e->d_name) == "..") continue;
-    struct stat st;
-    if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-    u->inodes++;
-    u->bytes += static_cast<uint64_t>(st.st_blocks) * 512;
-    if (S_ISDIR(st.st_mode) && st.st_dev == dev) {
-      int sub = ::openat(::dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (sub >= 0) Walk(sub, dev, u);
-    }
-  }
-  ::closedir(d);
 }
 
 v1::UInt64Value* Set(v1::UInt64Value* field, uint64_t v) {
@@ -93,19 +74,6 @@ std::optional<uint64_t> CpuRates::Sample(const std::string& key, int64_t timesta
   }
   last_[key] = {timestamp_ns, usage_ns};
   return rate;
-}
-
-DirUsage UsageOf(const std::string& dir) {
-  DirUsage u;
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return u;
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
-    return u;
-  }
-  Walk(fd, st.st_dev, &u);
-  return u;
 }
 
 std::vector<InterfaceCounters> ParseNetDev(const std::string& text) {

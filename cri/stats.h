@@ -37,14 +37,6 @@ class CpuRates {
   int64_t pruned_at_ns_ = 0;
 };
 
-// Bytes (allocated blocks) and inodes below `dir`, not following symlinks
-// or crossing mounts; a missing dir is zero.
-struct DirUsage {
-  uint64_t bytes = 0;
-  uint64_t inodes = 0;
-};
-DirUsage UsageOf(const std::string& dir);
-
 // One line per interface of a /proc/<pid>/net/dev text.
 struct InterfaceCounters {
   std::string name;

@@ -37,27 +37,6 @@ int64_t NowNs() {
 
 std::string Hex(absl::string_view digest) { return std::string(digest.substr(7)); }
 
-// Bytes and inodes below `dir` (a du that stays on the tree).
-void DiskUsage(int dirfd, uint64_t* bytes, uint64_t* inodes) {
-  DIR* d = ::fdopendir(dirfd);
-  if (d == nullptr) {
-    ::close(dirfd);
-    return;
-  }
-  while (struct dirent* e = ::readdir(d)) {
-    if (std::string_view(e->d_name) == "." || std::string_view(e->d_name) == "..") continue;
-    struct stat st;
-    if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-    *bytes += static_cast<uint64_t>(st.st_blocks) * 512;
-    *inodes += 1;
-    if (S_ISDIR(st.st_mode)) {
-      int child = ::openat(::dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (child >= 0) DiskUsage(child, bytes, inodes);
-    }
-  }
-  ::closedir(d);
-}
-
 // Holds digests and chain ids of a pull under way, so collection spares them.
 class Lease {
  public:
@@ -368,8 +347,9 @@ absl::StatusOr<ImageInfo> ImageStore::DoPull(const Reference& ref, const Credent
       }
       // Another pull may have unpacked it: count what is there.
       if (results[i].ok() && layer.unpacked_bytes == 0) {
-        int fd = ::open(LayerDir(layer.chain_id).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd >= 0) DiskUsage(fd, &layer.unpacked_bytes, &layer.inodes);
+        DirUsage u = UsageOf(LayerDir(layer.chain_id));
+        layer.unpacked_bytes += u.bytes;
+        layer.inodes += u.inodes;
       }
     }
   };
@@ -428,8 +408,9 @@ absl::Status ImageStore::Unpack(LayerInfo& layer) {
     return absl::DataLossError(absl::StrCat("unpack layer ", layer.digest, ": its content has diff_id ",
                                             r->diff_id, ", the image config says ", layer.diff_id));
   }
-  int fd = ::open(tmp.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) DiskUsage(fd, &layer.unpacked_bytes, &layer.inodes);
+  DirUsage u = UsageOf(tmp);
+  layer.unpacked_bytes += u.bytes;
+  layer.inodes += u.inodes;
   if (::rename(tmp.c_str(), final_dir.c_str()) != 0) {
     int err = errno;
     remove_tmp();

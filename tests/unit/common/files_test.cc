@@ -68,5 +68,19 @@ TEST_F(FilesTest, WriteFileAtomicReplacesContent) {
   EXPECT_FALSE(WriteFileAtomic(dir_ + "/missing/f", "x", 0644).ok());
 }
 
+TEST(DirUsageTest, CountsBlocksAndInodesWithoutFollowingSymlinks) {
+  crius::testing::TempDir tmp;
+  ASSERT_EQ(::mkdir((tmp.path() + "/d").c_str(), 0755), 0);
+  std::ofstream(tmp.path() + "/d/f") << std::string(100000, 'x');
+  ASSERT_EQ(::symlink("/usr", (tmp.path() + "/link").c_str()), 0);
+  DirUsage u = UsageOf(tmp.path());
+  EXPECT_EQ(u.inodes, 3u);  // d, d/f, link: /usr not walked
+  EXPECT_GE(u.bytes, 100000u);
+  EXPECT_LT(u.bytes, 1u << 20);
+  DirUsage none = UsageOf(tmp.path() + "/missing");
+  EXPECT_EQ(none.inodes, 0u);
+  EXPECT_EQ(none.bytes, 0u);
+}
+
 }  // namespace
 }  // namespace crius

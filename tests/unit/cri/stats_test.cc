@@ -1,15 +1,9 @@
-// The pieces of stats that need no cgroup: the CPU rate, the writable
-// layer's usage and /proc/<pid>/net/dev.
+// The pieces of stats that need no cgroup: the CPU rate and
+// /proc/<pid>/net/dev (the writable layer's usage is common/files_test.cc's).
 #include "cri/stats.h"
-
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <fstream>
 
 #include <gtest/gtest.h>
 
-#include "tests/unit/temp_dir.h"
 
 namespace crius::cri {
 namespace {
@@ -33,20 +27,6 @@ TEST(CpuRatesTest, SamplesOlderThanTenMinutesAreForgotten) {
   int64_t later = 1'000'000'000 + int64_t{11} * 60 * 1'000'000'000;
   rates.Sample("new", later, 1);
   EXPECT_EQ(rates.Sample("old", later + 1'000'000'000, 1'000'000'001), std::nullopt);
-}
-
-TEST(DirUsageTest, CountsBlocksAndInodesWithoutFollowingSymlinks) {
-  crius::testing::TempDir tmp;
-  ASSERT_EQ(::mkdir((tmp.path() + "/d").c_str(), 0755), 0);
-  std::ofstream(tmp.path() + "/d/f") << std::string(100000, 'x');
-  ASSERT_EQ(::symlink("/usr", (tmp.path() + "/link").c_str()), 0);
-  DirUsage u = UsageOf(tmp.path());
-  EXPECT_EQ(u.inodes, 3u);  // d, d/f, link: /usr not walked
-  EXPECT_GE(u.bytes, 100000u);
-  EXPECT_LT(u.bytes, 1u << 20);
-  DirUsage none = UsageOf(tmp.path() + "/missing");
-  EXPECT_EQ(none.inodes, 0u);
-  EXPECT_EQ(none.bytes, 0u);
 }
 
 TEST(NetDevTest, ReadsBytesAndErrorsOfEachInterface) {
