@@ -13,7 +13,6 @@ import grpc
 import pytest
 
 from harness import oci
-from harness.fixtures import fixture_binary
 
 pytestmark = pytest.mark.usefixtures("leak_check")
 
@@ -58,11 +57,7 @@ def node_device():
 
 @pytest.fixture(scope="module")
 def image(registry):
-    with open(fixture_binary("hog"), "rb") as f:
-        hog = f.read()
-    layer = oci.Layer().file("bin/hog", hog, mode=0o755)
-    return oci.push(registry, oci.Image([oci.busybox_layer(), layer], cmd=["sh"], env=["PATH=/bin"]),
-                    "cgroups").ref
+    return oci.push(registry, oci.hog_image(), "cgroups").ref
 
 
 @pytest.fixture

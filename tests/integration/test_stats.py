@@ -9,18 +9,13 @@ import grpc
 import pytest
 
 from harness import oci
-from harness.fixtures import fixture_binary
 
 pytestmark = pytest.mark.usefixtures("leak_check")
 
 
 @pytest.fixture(scope="module")
 def image(registry):
-    with open(fixture_binary("hog"), "rb") as f:
-        hog = f.read()
-    layer = oci.Layer().file("bin/hog", hog, mode=0o755)
-    return oci.push(registry, oci.Image([oci.busybox_layer(), layer], cmd=["sh"], env=["PATH=/bin"]),
-                    "stats").ref
+    return oci.push(registry, oci.hog_image(), "stats").ref
 
 
 @pytest.fixture

@@ -324,6 +324,13 @@ def sleeper_image(**settings):
     return Image([layer], **{"entrypoint": ["/sleeper"], "env": None, **settings})
 
 
+def hog_image(**settings):
+    """busybox with tests/fixtures/hog.c (static) as /bin/hog: "hog N" takes N MiB and holds it."""
+    with open(fixture_binary("hog"), "rb") as f:
+        layer = Layer().file("bin/hog", f.read(), mode=0o755)
+    return Image([busybox_layer(), layer], **{"cmd": ["sh"], "env": ["PATH=/bin"], **settings})
+
+
 NGINX_CONF = """user nobody nogroup;
 worker_processes 1;
 pid /tmp/nginx.pid;
