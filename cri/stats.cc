@@ -1,10 +1,6 @@
 #include "cri/stats.h"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <fstream>
 #include <sstream>

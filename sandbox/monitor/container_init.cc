@@ -435,10 +435,7 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
   // A process parked here must not outlive its monitor.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   ::setsid();
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
+  ResetSignals();
   // Nothing happens until the monitor has put us in our cgroup.
   char placed;
   if (::read(p.start_r, &placed, 1) != 1) ::_exit(127);
@@ -605,6 +602,23 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
   ::close(p.start_r);
   ::execve(proc.exe.c_str(), argv.data(), envp.data());
   Fail(p, absl::StrCat("exec ", proc.exe), errno, 'I');
+}
+
+void ResetSignals() {
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  // The kernel's sigaction: glibc refuses the signals it keeps for itself
+  // (32, 33), and an ignored one would pass on through execve.
+  struct {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)();
+    uint64_t mask;
+  } dfl = {SIG_DFL, 0, nullptr, 0};
+  for (int sig = 1; sig <= 64; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) ::syscall(SYS_rt_sigaction, sig, &dfl, nullptr, sizeof dfl.mask);
+  }
 }
 
 ContainerProcess BecomeContainerProcess(const ContainerSpec& spec, const InitPipes& p,

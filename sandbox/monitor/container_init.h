@@ -24,6 +24,10 @@ struct InitPipes {
 // Never returns.
 [[noreturn]] void ContainerInit(const ContainerSpec& spec, const InitPipes& pipes);
 
+// Every signal unblocked and at its default action, glibc's own included:
+// what a container's process starts with.
+void ResetSignals();
+
 // What every process of a container does last, its init and each exec
 // alike, once in the container's namespaces and root: find args[0] on the
 // container's PATH, enter its working directory, take its oom_score_adj,

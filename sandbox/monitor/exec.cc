@@ -43,6 +43,7 @@ int OpenNs(pid_t pid, const char* kind) {
 }  // namespace
 
 int ExecMain(int argc, char** argv) {
+  ResetSignals();  // nothing of criusd's signal set-up reaches the command
   std::string spec_path;
   pid_t pid = 0;
   std::vector<std::string> args;

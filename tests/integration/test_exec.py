@@ -60,6 +60,12 @@ def test_exec_runs_in_the_container_and_returns_its_output_and_code(d, tmp, busy
     # The container's pid namespace (the pod's): its sleep is there.
     r = p.exec(cid, ["ps", "-o", "args="])
     assert "sleep 600" in r.stdout.decode().split("\n"), r
+    # Nothing of criusd's signal set-up: no signal blocked or ignored.
+    r = p.exec(cid, ["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"])
+    assert r.stdout.decode().split() == ["SigBlk:", "0" * 16, "SigIgn:", "0" * 16], r
+    # Nor the container's own process (glibc's signals 32 and 33 included).
+    r = p.exec(cid, ["sh", "-c", "grep -E '^Sig(Blk|Ign)' /proc/$(pidof sleep)/status"])
+    assert r.stdout.decode().split() == ["SigBlk:", "0" * 16, "SigIgn:", "0" * 16], r
     # Its cgroup: the exec'd shell is in the container's.
     r = p.exec(cid, ["cat", "/proc/self/cgroup"])
     assert cid in r.stdout.decode(), r.stdout
