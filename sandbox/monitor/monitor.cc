@@ -304,6 +304,9 @@ void Monitor::Handle(int conn) {
       st = ReopenLog(req.reopen_log().id(), resp.mutable_container());
       break;
     case crius::monitor::Request::kWatch:
+      // Never blocks us: a criusd that stops reading misses reports (its
+      // next list finds the exits), the pod's logs keep flowing.
+      ::fcntl(conn, F_SETFL, ::fcntl(conn, F_GETFL) | O_NONBLOCK);
       watchers_.insert(conn);
       *resp.mutable_pod() = State();
       break;
