@@ -32,6 +32,12 @@ absl::StatusOr<std::vector<pid_t>> ReadProcsBelow(Fs& fs, const std::string& dir
 // rmdir of `dir` and the cgroups below it, deepest first. Missing is fine; a
 // cgroup that keeps processes is FailedPrecondition naming it.
 absl::Status RemoveCgroupTree(Fs& fs, const std::string& dir);
+// Driver::Create's shape for both versions: `make` creates the missing
+// levels of `path`, noting each directory it made; on its error those are
+// removed again, deepest first (best effort: the tree as it was found), and
+// the error names the cgroup.
+absl::Status CreateOrUndo(Fs& fs, const std::string& path,
+                          const std::function<absl::Status(std::vector<std::string>* created)>& make);
 // SIGKILLs whatever `list` returns until it returns nothing (or NotFound).
 // DeadlineExceeded naming the survivors after about five seconds.
 absl::Status KillUntilEmpty(Fs& fs, const std::function<absl::StatusOr<std::vector<pid_t>>()>& list,

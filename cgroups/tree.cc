@@ -111,6 +111,16 @@ absl::StatusOr<std::vector<pid_t>> ReadProcsBelow(Fs& fs, const std::string& dir
   return pids;
 }
 
+absl::Status CreateOrUndo(Fs& fs, const std::string& path,
+                          const std::function<absl::Status(std::vector<std::string>* created)>& make) {
+  CRIUS_RETURN_IF_ERROR(CheckPath(path));
+  std::vector<std::string> created;
+  absl::Status st = make(&created);
+  if (st.ok()) return st;
+  for (auto it = created.rbegin(); it != created.rend(); ++it) (void)fs.RemoveDir(*it);
+  return Annotate(st, absl::StrCat("create cgroup ", path));
+}
+
 absl::Status RemoveCgroupTree(Fs& fs, const std::string& dir) {
   auto entries = fs.ListDir(dir);
   if (!entries.ok()) {

@@ -38,14 +38,7 @@ class V2Driver final : public Driver {
   const Machine& machine() const override { return machine_; }
 
   absl::Status Create(const std::string& path) override {
-    CRIUS_RETURN_IF_ERROR(CheckPath(path));
-    std::vector<std::string> created;
-    absl::Status st = CreateLevels(path, &created);
-    if (!st.ok()) {
-      for (auto it = created.rbegin(); it != created.rend(); ++it) (void)fs_->RemoveDir(*it);
-      return Annotate(st, absl::StrCat("create cgroup ", path));
-    }
-    return absl::OkStatus();
+    return CreateOrUndo(*fs_, path, [&](std::vector<std::string>* created) { return CreateLevels(path, created); });
   }
 
   absl::Status Apply(const std::string& path, const Resources& r) override {
