@@ -8,6 +8,8 @@
 #include <toml++/toml.h>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/time/time.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -201,6 +203,20 @@ const std::vector<Key>& Keys() {
                 "Empty disables the endpoint. The default stays on loopback: anyone who can\n"
                 "reach the address can read the metrics.",
                 [](Config& c) -> std::string& { return c.metrics.address; }),
+      StringKey("streaming.address",
+                "Where the streaming server of Exec, Attach and PortForward listens, as\n"
+                "IPv4:port or [IPv6]:port; port 0 picks a free one. kubelet connects to it\n"
+                "(the API server's streams go through kubelet), so loopback suffices; anyone\n"
+                "who can reach it and learn a URL's token can use that URL, once, within a minute.",
+                [](Config& c) -> std::string& { return c.streaming.address; }),
+      StringKey("streaming.idle_timeout",
+                "A streaming connection with no traffic either way for this long is closed\n"
+                "(and an exec's process ended), as a Go duration: \"4h\", \"30m\".",
+                [](Config& c) -> std::string& { return c.streaming.idle_timeout; }),
+      StringKey("streaming.token_ttl",
+                "How long the URL an Exec, Attach or PortForward answers with stays good (it is\n"
+                "good for one connection), as a Go duration. kubelet connects at once.",
+                [](Config& c) -> std::string& { return c.streaming.token_ttl; }),
   };
   return keys;
 }
@@ -290,6 +306,23 @@ absl::Status ValidateConfig(const Config& c) {
   }
   if (absl::StatusOr<std::string> sock = UnixSocketPath(c.listen); !sock.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("key \"listen\": ", sock.status().message()));
+  }
+  {
+    for (const auto& [key, text] : {std::pair{"streaming.idle_timeout", c.streaming.idle_timeout},
+                                    std::pair{"streaming.token_ttl", c.streaming.token_ttl}}) {
+      absl::Duration d;
+      if (!absl::ParseDuration(text, &d) || d <= absl::ZeroDuration()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("key \"", key, "\": \"", text, "\" is not a positive duration"));
+      }
+    }
+    size_t colon = c.streaming.address.rfind(':');
+    int port = -1;
+    if (colon == std::string::npos || colon == 0 || !absl::SimpleAtoi(c.streaming.address.substr(colon + 1), &port) ||
+        port < 0 || port > 65535) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("key \"streaming.address\": \"", c.streaming.address, "\" is not host:port"));
+    }
   }
   const auto& h = c.runtime_handlers;
   if (h.spt.empty() || h.hvt.empty()) {

@@ -44,6 +44,12 @@ struct Config {
   struct Metrics {
     std::string address = "127.0.0.1:9654";
   } metrics;
+
+  struct Streaming {
+    std::string address = "127.0.0.1:0";
+    std::string idle_timeout = "4h";
+    std::string token_ttl = "1m";
+  } streaming;
 };
 
 inline constexpr absl::string_view kDefaultConfigPath = "/etc/crius/crius.toml";

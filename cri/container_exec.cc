@@ -1,11 +1,11 @@
 // ExecSync: a command in a running container, its output and exit code
-// (kubelet's exec probes). The streaming Exec, Attach and PortForward are
-// not served yet.
+// (kubelet's exec probes). The streaming Exec is cri/container_stream.cc.
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "cri/container_ops.h"
+#include "cri/container_stream.h"
 #include "cri/exec_process.h"
 #include "cri/handlers.h"
 #include "cri/sandbox_ops.h"
@@ -21,21 +21,7 @@ absl::Status ContainerExecSync(Runtime& rt, const v1::ExecSyncRequest& req, v1::
   if (c == nullptr) return absl::NotFoundError(absl::StrCat("container ", req.container_id(), " not found"));
   std::shared_ptr<Pod> pod = rt.pods().Get(c->pod_id);
   if (pod == nullptr) return absl::NotFoundError(absl::StrCat("pod sandbox ", c->pod_id, " not found"));
-  // The monitor knows the container's process: it must be running now.
-  crius::monitor::Request hello;
-  hello.mutable_hello();
-  absl::StatusOr<crius::monitor::Response> state = sandbox::CallMonitor(pod->dir, hello);
-  pid_t pid = 0;
-  if (state.ok()) {
-    for (const crius::monitor::ContainerState& s : state->pod().containers()) {
-      if (s.id() == c->id && s.phase() == crius::monitor::ContainerState::RUNNING) pid = s.pid();
-    }
-  }
-  if (pid <= 0) {
-    RefreshContainers(rt, *pod);
-    return absl::FailedPreconditionError(
-        absl::StrCat("container ", c->id, " is not running (", c->state, "): exec needs a running container"));
-  }
+  CRIUS_ASSIGN_OR_RETURN(pid_t pid, RunningPid(rt, *c, *pod));
   if (::access(ContainerSpecPath(*c).c_str(), R_OK) != 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("container ", c->id, " was created by an older criusd: it has no spec to exec with"));

@@ -4,11 +4,13 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -50,14 +52,46 @@ int Wait(pid_t pid) {
 
 }  // namespace
 
-absl::StatusOr<ExecResult> RunExec(const std::string& monitor_binary, const std::string& spec_path, pid_t pid,
-                                   const std::vector<std::string>& cmd, absl::Duration timeout) {
-  UniqueFd out_r, out_w, err_r, err_w, rep_r, rep_w;
-  CRIUS_RETURN_IF_ERROR(Pipe(&out_r, &out_w));
-  CRIUS_RETURN_IF_ERROR(Pipe(&err_r, &err_w));
-  CRIUS_RETURN_IF_ERROR(Pipe(&rep_r, &rep_w));
+ExecChild::~ExecChild() {
+  if (pid > 0) (void)Reap("", true);
+}
+
+absl::StatusOr<int> ExecChild::Reap(const std::string& report, bool kill) {
+  if (pid <= 0) return absl::InternalError("exec: already reaped");
+  if (kill) ::kill(pid, SIGKILL);
+  int status = Wait(pid);
+  pid = 0;
+  if (!report.empty()) {
+    std::string why = report.substr(1);
+    if (report[0] == 'I') return absl::InvalidArgumentError(absl::StrCat("cmd: ", why));
+    return absl::InternalError(absl::StrCat("exec in the container: ", why));
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+absl::StatusOr<ExecChild> SpawnExec(const std::string& monitor_binary, const std::string& spec_path, pid_t pid,
+                                    const std::vector<std::string>& cmd, const ExecStdio& stdio) {
+  ExecChild child;
+  UniqueFd in_r, out_w, err_w, rep_w;
+  CRIUS_RETURN_IF_ERROR(Pipe(&child.report_r, &rep_w));
+  UniqueFd console_ours, console_theirs;
+  if (stdio.tty) {
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return ErrnoError(errno, "socketpair");
+    console_ours.reset(pair[0]);
+    console_theirs.reset(pair[1]);
+  } else {
+    if (stdio.stdin) CRIUS_RETURN_IF_ERROR(Pipe(&in_r, &child.stdin_w));
+    if (stdio.stdout) CRIUS_RETURN_IF_ERROR(Pipe(&child.stdout_r, &out_w));
+    if (stdio.stderr) CRIUS_RETURN_IF_ERROR(Pipe(&child.stderr_r, &err_w));
+  }
   std::vector<std::string> args = {monitor_binary, "exec", "--spec", spec_path, "--pid", absl::StrCat(pid),
-                                   "--report-fd", "3", "--"};
+                                   "--report-fd", "3"};
+  if (stdio.tty) {
+    args.push_back("--console-fd");
+    args.push_back("4");
+  }
+  args.push_back("--");
   args.insert(args.end(), cmd.begin(), cmd.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -66,26 +100,70 @@ absl::StatusOr<ExecResult> RunExec(const std::string& monitor_binary, const std:
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out_w.get(), 1);
-  posix_spawn_file_actions_adddup2(&actions, err_w.get(), 2);
+  auto stdio_fd = [&](int target, const UniqueFd& fd, int flags) {
+    if (fd) {
+      posix_spawn_file_actions_adddup2(&actions, fd.get(), target);
+    } else {
+      posix_spawn_file_actions_addopen(&actions, target, "/dev/null", flags, 0);
+    }
+  };
+  stdio_fd(0, in_r, O_RDONLY);
+  stdio_fd(1, out_w, O_WRONLY);
+  stdio_fd(2, err_w, O_WRONLY);
   posix_spawn_file_actions_adddup2(&actions, rep_w.get(), 3);
-  posix_spawn_file_actions_addclosefrom_np(&actions, 4);
-  pid_t helper = 0;
-  int err = ::posix_spawn(&helper, argv[0], &actions, nullptr, argv.data(), envp);
+  if (console_theirs) posix_spawn_file_actions_adddup2(&actions, console_theirs.get(), 4);
+  posix_spawn_file_actions_addclosefrom_np(&actions, console_theirs ? 5 : 4);
+  int err = ::posix_spawn(&child.pid, argv[0], &actions, nullptr, argv.data(), envp);
   posix_spawn_file_actions_destroy(&actions);
-  if (err != 0) return ErrnoError(err, absl::StrCat("start ", monitor_binary, " exec"));
-  out_w.reset();
-  err_w.reset();
-  rep_w.reset();
-
-  UniqueFd exited(static_cast<int>(::syscall(SYS_pidfd_open, helper, 0)));
-  if (!exited) {
-    int e = errno;
-    ::kill(helper, SIGKILL);
-    Wait(helper);
-    return ErrnoError(e, "pidfd_open");
+  if (err != 0) {
+    child.pid = 0;
+    return ErrnoError(err, absl::StrCat("start ", monitor_binary, " exec"));
   }
+  child.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, child.pid, 0)));
+  if (!child.pidfd) return ErrnoError(errno, "pidfd_open");
+  if (console_ours) {
+    // The terminal's master, once the helper has made it in the container;
+    // EOF instead when it failed before (its report says why).
+    console_theirs.reset();
+    struct timeval tv = {10, 0};
+    ::setsockopt(console_ours.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char byte;
+    struct iovec iov = {&byte, 1};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    struct msghdr mh = {};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control;
+    mh.msg_controllen = sizeof control;
+    ssize_t n;
+    do {
+      n = ::recvmsg(console_ours.get(), &mh, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    struct cmsghdr* c = n > 0 ? CMSG_FIRSTHDR(&mh) : nullptr;
+    if (c == nullptr || c->cmsg_type != SCM_RIGHTS) {
+      std::string report;
+      char buf[4096];
+      ::fcntl(child.report_r.get(), F_SETFL, O_NONBLOCK);
+      for (ssize_t r; (r = ::read(child.report_r.get(), buf, sizeof buf)) > 0;) report.append(buf, r);
+      absl::StatusOr<int> code = child.Reap(report.empty() ? "Eno terminal came from the exec helper" : report, true);
+      return code.status();
+    }
+    int master;
+    std::memcpy(&master, CMSG_DATA(c), sizeof master);
+    child.stdout_r.reset(master);
+    child.stdin_w.reset(::fcntl(master, F_DUPFD_CLOEXEC, 0));
+    if (!child.stdin_w) return ErrnoError(errno, "dup the terminal");
+  }
+  return child;
+}
+
+absl::StatusOr<ExecResult> RunExec(const std::string& monitor_binary, const std::string& spec_path, pid_t pid,
+                                   const std::vector<std::string>& cmd, absl::Duration timeout) {
+  CRIUS_ASSIGN_OR_RETURN(ExecChild child, SpawnExec(monitor_binary, spec_path, pid, cmd, ExecStdio{}));
+  UniqueFd& out_r = child.stdout_r;
+  UniqueFd& err_r = child.stderr_r;
+  UniqueFd& rep_r = child.report_r;
+  UniqueFd& exited = child.pidfd;
   for (int fd : {out_r.get(), err_r.get(), rep_r.get()}) ::fcntl(fd, F_SETFL, O_NONBLOCK);
   ExecResult result;
   std::string report;
@@ -104,8 +182,7 @@ absl::StatusOr<ExecResult> RunExec(const std::string& monitor_binary, const std:
     int n = ::poll(fds, 4, wait_ms);
     if (n < 0 && errno == EINTR) continue;
     if (n == 0) {  // the timeout: the command dies with the helper
-      ::kill(helper, SIGKILL);
-      Wait(helper);
+      (void)child.Reap("", true);
       return absl::DeadlineExceededError(
           absl::StrCat("command ", cmd[0], " timed out after ", absl::FormatDuration(timeout), " and was killed"));
     }
@@ -123,13 +200,7 @@ absl::StatusOr<ExecResult> RunExec(const std::string& monitor_binary, const std:
       break;
     }
   }
-  int status = Wait(helper);
-  if (!report.empty()) {
-    std::string why = report.substr(1);
-    if (report[0] == 'I') return absl::InvalidArgumentError(absl::StrCat("cmd: ", why));
-    return absl::InternalError(absl::StrCat("exec in the container: ", why));
-  }
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  CRIUS_ASSIGN_OR_RETURN(result.exit_code, child.Reap(report));
   return result;
 }
 

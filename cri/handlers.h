@@ -53,6 +53,9 @@ absl::Status ContainerReopenLog(Runtime& rt, const v1::ReopenContainerLogRequest
                                 v1::ReopenContainerLogResponse* resp);
 
 absl::Status ContainerExecSync(Runtime& rt, const v1::ExecSyncRequest& req, v1::ExecSyncResponse* resp);
+absl::Status ContainerExec(Runtime& rt, const v1::ExecRequest& req, v1::ExecResponse* resp);
+absl::Status ContainerAttach(Runtime& rt, const v1::AttachRequest& req, v1::AttachResponse* resp);
+absl::Status PodPortForward(Runtime& rt, const v1::PortForwardRequest& req, v1::PortForwardResponse* resp);
 absl::Status ContainerStatsGet(Runtime& rt, const v1::ContainerStatsRequest& req, v1::ContainerStatsResponse* resp);
 absl::Status ContainerStatsList(Runtime& rt, const v1::ListContainerStatsRequest& req,
                                 v1::ListContainerStatsResponse* resp);

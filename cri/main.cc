@@ -116,8 +116,8 @@ int main(int argc, char** argv) {
 
   absl::StatusOr<std::unique_ptr<crius::cri::Server>> server = crius::cri::Server::Start(config);
   if (!server.ok()) return Fail(server.status().message());
-  LOG_INFO("criusd %s serving CRI v1 on %s (root %s, state %s), metrics %s", CRIUS_VERSION,
-           config.listen, config.root, config.state,
+  LOG_INFO("criusd %s serving CRI v1 on %s (root %s, state %s), streaming on %s, metrics %s", CRIUS_VERSION,
+           config.listen, config.root, config.state, (*server)->streaming_url(),
            config.metrics.address.empty() ? std::string("off")
                                           : absl::StrCat("on http://", config.metrics.address,
                                                          "/metrics"));

@@ -1,5 +1,7 @@
 #include "cri/runtime.h"
 
+#include "cri/container_stream.h"
+
 #include "sandbox/userns.h"
 
 #include <time.h>
@@ -74,6 +76,23 @@ absl::Status Runtime::SetPodCidr(const std::string& cidr) {
   CRIUS_RETURN_IF_ERROR(Annotate(store_->PutSetting(kPodCidrSetting, cidr), "record pod CIDR"));
   CRIUS_FAILPOINT("runtime_config_update.after_store");
   pod_cidr_ = cidr;
+  return absl::OkStatus();
+}
+
+}  // namespace crius::cri
+
+namespace crius::cri {
+
+absl::Status Runtime::StartStreaming() {
+  stream::ServerOptions options;
+  options.address = config_.streaming.address;
+  // ValidateConfig has checked both.
+  (void)absl::ParseDuration(config_.streaming.idle_timeout, &options.idle_timeout);
+  (void)absl::ParseDuration(config_.streaming.token_ttl, &options.token_ttl);
+  stream_backend_ = std::make_unique<StreamBackend>(*this);
+  absl::StatusOr<std::unique_ptr<stream::Server>> server = stream::Server::Start(options, stream_backend_.get());
+  if (!server.ok()) return server.status();
+  streaming_ = std::move(*server);
   return absl::OkStatus();
 }
 

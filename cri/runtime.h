@@ -18,6 +18,7 @@
 #include "image/image_store.h"
 #include "network/pod_network.h"
 #include "store/store.h"
+#include "stream/server.h"
 
 namespace crius::cri {
 
@@ -50,6 +51,11 @@ class Runtime {
   // Each ready pod's monitor, telling of container exits as they happen.
   MonitorWatch& watch() { return watch_; }
 
+  // Starts the streaming server (Exec, Attach and PortForward URLs).
+  absl::Status StartStreaming();
+  // Null until StartStreaming.
+  stream::Server* streaming() { return streaming_.get(); }
+
   // <state>/pods/<id>
   std::string PodDir(const std::string& id) const;
   // The crius-monitor binary: config monitor_path, else beside criusd.
@@ -81,6 +87,9 @@ class Runtime {
   // watch first: it publishes events).
   EventHub events_{*this};
   MonitorWatch watch_{*this};
+  // Its connections call into the tables: it stops before anything else.
+  std::unique_ptr<stream::Backend> stream_backend_;
+  std::unique_ptr<stream::Server> streaming_;
 };
 
 }  // namespace crius::cri

@@ -55,6 +55,10 @@ absl::Status ClearStaleSocket(const std::string& path) {
 
 }  // namespace
 
+std::string Server::streaming_url() const {
+  return runtime_ && runtime_->streaming() ? runtime_->streaming()->base_url() : "";
+}
+
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   std::unique_ptr<Server> s(new Server());
   UndoStack undo;
@@ -96,6 +100,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
                          store::Store::Open(absl::StrCat(config.root, "/state.db"), sync));
   s->runtime_ = std::make_unique<Runtime>(config, std::move(db));
   CRIUS_RETURN_IF_ERROR(Annotate(s->runtime_->Recover(), "recover state"));
+  CRIUS_RETURN_IF_ERROR(Annotate(s->runtime_->StartStreaming(), "start the streaming server"));
   s->metrics_->SetStateSource([rt = s->runtime_.get()](metrics::Metrics::StateCounts& pods,
                                                        metrics::Metrics::StateCounts& containers) {
     for (const auto& p : rt->pods().All()) ++pods[p->state];

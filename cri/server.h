@@ -30,6 +30,8 @@ class Server {
   void Shutdown();
 
   const std::string& socket_path() const { return socket_path_; }
+  // The streaming server's http://host:port.
+  std::string streaming_url() const;
 
  private:
   Server() = default;

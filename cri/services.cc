@@ -66,9 +66,9 @@ ROUTE(RuntimeServiceImpl, UpdateContainerResources, UpdateContainerResourcesRequ
 ROUTE(RuntimeServiceImpl, ReopenContainerLog, ReopenContainerLogRequest,
       ReopenContainerLogResponse, ContainerReopenLog)
 ROUTE(RuntimeServiceImpl, ExecSync, ExecSyncRequest, ExecSyncResponse, ContainerExecSync)
-NOT_YET(RuntimeServiceImpl, Exec, ExecRequest, ExecResponse)
-NOT_YET(RuntimeServiceImpl, Attach, AttachRequest, AttachResponse)
-NOT_YET(RuntimeServiceImpl, PortForward, PortForwardRequest, PortForwardResponse)
+ROUTE(RuntimeServiceImpl, Exec, ExecRequest, ExecResponse, ContainerExec)
+ROUTE(RuntimeServiceImpl, Attach, AttachRequest, AttachResponse, ContainerAttach)
+ROUTE(RuntimeServiceImpl, PortForward, PortForwardRequest, PortForwardResponse, PodPortForward)
 ROUTE(RuntimeServiceImpl, ContainerStats, ContainerStatsRequest, ContainerStatsResponse, ContainerStatsGet)
 ROUTE(RuntimeServiceImpl, ListContainerStats, ListContainerStatsRequest, ListContainerStatsResponse,
       ContainerStatsList)

@@ -187,12 +187,12 @@ absl::StatusOr<UniqueFd> ConnectMonitor(const std::string& dir, int timeout_ms) 
 
 absl::StatusOr<crius::monitor::Response> CallMonitor(const std::string& dir,
                                                      const crius::monitor::Request& req,
-                                                     int timeout_ms) {
+                                                     int timeout_ms, std::vector<UniqueFd>* fds) {
   std::string path = MonitorSocket(dir);
   CRIUS_ASSIGN_OR_RETURN(UniqueFd fd, ConnectMonitor(dir, timeout_ms));
   CRIUS_RETURN_IF_ERROR(Annotate(SendMessage(fd.get(), req), path));
   crius::monitor::Response resp;
-  absl::Status st = ReceiveMessage(fd.get(), &resp);
+  absl::Status st = ReceiveMessage(fd.get(), &resp, fds);
   if (!st.ok()) {
     return absl::UnavailableError(absl::StrCat("monitor on ", path, " did not answer: ", st.message()));
   }

@@ -37,11 +37,12 @@ absl::StatusOr<crius::monitor::PodState> StartMonitor(const MonitorLaunch& launc
 // The monitor socket of the pod directory `dir`.
 std::string MonitorSocket(const std::string& dir);
 
-// One request, one response, on a fresh connection. Unavailable when no
+// One request, one response, on a fresh connection; descriptors that come
+// with the response are kept in `fds` if given. Unavailable when no
 // monitor answers (it is gone).
 absl::StatusOr<crius::monitor::Response> CallMonitor(const std::string& dir,
                                                      const crius::monitor::Request& req,
-                                                     int timeout_ms = 10000);
+                                                     int timeout_ms = 10000, std::vector<UniqueFd>* fds = nullptr);
 
 // A connection on which the monitor reports each container exit (a
 // Response with `container` set) until either side closes it; EOF when the

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cerrno>
 #include <vector>
 
@@ -30,7 +31,7 @@ absl::StatusOr<std::unique_ptr<SocketPath>> MonitorSocketPath(const std::string&
   return p;
 }
 
-absl::Status SendMessage(int fd, const google::protobuf::MessageLite& msg) {
+absl::Status SendMessage(int fd, const google::protobuf::MessageLite& msg, const std::vector<int>& fds) {
   // A leading version byte: the packet is never empty (an empty packet reads
   // like a closed socket), and a future format can be told apart.
   std::string bytes(1, kWireVersion);
@@ -39,15 +40,30 @@ absl::Status SendMessage(int fd, const google::protobuf::MessageLite& msg) {
     return absl::InvalidArgumentError(absl::StrCat("monitor message of ", bytes.size(),
                                                    " bytes is larger than ", kMaxPacket));
   }
+  struct iovec iov = {bytes.data(), bytes.size()};
+  struct msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  std::vector<char> control;
+  if (!fds.empty()) {
+    control.resize(CMSG_SPACE(sizeof(int) * fds.size()));
+    mh.msg_control = control.data();
+    mh.msg_controllen = control.size();
+    struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
   ssize_t n;
   do {
-    n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    n = ::sendmsg(fd, &mh, MSG_NOSIGNAL);
   } while (n < 0 && errno == EINTR);
   if (n < 0) return ErrnoError(errno, "send to monitor socket");
   return absl::OkStatus();
 }
 
-absl::Status ReceiveMessage(int fd, google::protobuf::MessageLite* msg) {
+absl::Status ReceiveMessage(int fd, google::protobuf::MessageLite* msg, std::vector<UniqueFd>* fds) {
   // Peek the packet's size first, so a small message costs a small buffer.
   ssize_t size;
   do {
@@ -55,11 +71,28 @@ absl::Status ReceiveMessage(int fd, google::protobuf::MessageLite* msg) {
   } while (size < 0 && errno == EINTR);
   if (size < 0) return ErrnoError(errno, "receive from monitor socket");
   std::vector<char> buf(std::max<size_t>(static_cast<size_t>(size), 1));
+  struct iovec iov = {buf.data(), buf.size()};
+  struct msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof control;
   ssize_t n;
   do {
-    n = ::recv(fd, buf.data(), buf.size(), 0);
+    n = ::recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
   } while (n < 0 && errno == EINTR);
   if (n < 0) return ErrnoError(errno, "receive from monitor socket");
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int got;
+      std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+      UniqueFd owned(got);
+      if (fds != nullptr) fds->push_back(std::move(owned));
+    }
+  }
   if (n == 0) return absl::NotFoundError("the monitor socket was closed");
   if (buf[0] != kWireVersion) {
     return absl::DataLossError(absl::StrCat("monitor message of unknown version ", int{buf[0]}));

@@ -4,9 +4,11 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/unique_fd.h"
 
 namespace google::protobuf {
 class MessageLite;
@@ -26,8 +28,10 @@ struct SocketPath {
 };
 absl::StatusOr<std::unique_ptr<SocketPath>> MonitorSocketPath(const std::string& dir);
 
-absl::Status SendMessage(int fd, const google::protobuf::MessageLite& msg);
+// `fds` go with the packet (SCM_RIGHTS).
+absl::Status SendMessage(int fd, const google::protobuf::MessageLite& msg, const std::vector<int>& fds = {});
 // Reads one packet into `msg`; NotFound when the peer closed the socket.
-absl::Status ReceiveMessage(int fd, google::protobuf::MessageLite* msg);
+// Descriptors that came with it are kept in `fds` if given, else closed.
+absl::Status ReceiveMessage(int fd, google::protobuf::MessageLite* msg, std::vector<UniqueFd>* fds = nullptr);
 
 }  // namespace crius::sandbox

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -309,6 +310,7 @@ void Monitor::ReadLogs(int fd) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n > 0) {
       c->log.Write(stream == 1, absl::string_view(buf, static_cast<size_t>(n)));
+      if (!c->attached.empty()) Forward(*c, stream, buf, static_cast<size_t>(n));
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
@@ -317,8 +319,58 @@ void Monitor::ReadLogs(int fd) {
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
     log_fds_.erase(it);
     c->out[stream].reset();
+    // The output has ended: so have the attach sessions.
+    if (!c->out[0] && !c->out[1]) c->attached.clear();
     return;
   }
+}
+
+void Monitor::Forward(Container& c, int stream, const char* data, size_t n) {
+  std::string packet(1, static_cast<char>(stream + 1));
+  packet.append(data, n);
+  for (auto it = c.attached.begin(); it != c.attached.end();) {
+    // Never blocks the pod's logs: a client that does not keep up is
+    // dropped (its output is still in the log).
+    if (::send(it->get(), packet.data(), packet.size(), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+      if (errno == EAGAIN) LOG_WARN("container %s: an attached client fell behind: detached", c.state.id());
+      it = c.attached.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+absl::Status Monitor::Attach(const std::string& id, std::vector<UniqueFd>* fds) {
+  Container* c = Find(id);
+  if (c == nullptr) return absl::NotFoundError(absl::StrCat("container ", id, " is not in this pod"));
+  if (c->state.phase() == ContainerState::EXITED || (!c->out[0] && !c->out[1])) {
+    return absl::FailedPreconditionError(absl::StrCat("container ", id, " has exited: nothing to attach to"));
+  }
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+    return ErrnoError(errno, "socketpair for attach");
+  }
+  UniqueFd ours(pair[0]), theirs(pair[1]);
+  int size = 1 << 20;
+  ::setsockopt(ours.get(), SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  ::shutdown(ours.get(), SHUT_RD);
+  fds->push_back(std::move(theirs));
+  // The terminal is the stdin of a tty container; else the pipe, if kept.
+  int in = c->spec.tty() ? c->out[0].get() : c->stdin_w.get();
+  if (in >= 0 && (c->spec.tty() || c->spec.stdin())) {
+    UniqueFd dup(::fcntl(in, F_DUPFD_CLOEXEC, 0));
+    if (!dup) return ErrnoError(errno, "dup the container's stdin");
+    fds->push_back(std::move(dup));
+  }
+  c->attached.push_back(std::move(ours));
+  return absl::OkStatus();
+}
+
+absl::Status Monitor::CloseStdin(const std::string& id) {
+  Container* c = Find(id);
+  if (c == nullptr) return absl::NotFoundError(absl::StrCat("container ", id, " is not in this pod"));
+  c->stdin_w.reset();
+  return absl::OkStatus();
 }
 
 }  // namespace crius::monitor

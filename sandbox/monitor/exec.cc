@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -40,12 +42,42 @@ int OpenNs(pid_t pid, const char* kind) {
   return fd;
 }
 
+// A new terminal of the container's devpts: its master is sent on
+// `console_fd` (SCM_RIGHTS), the slave returned.
+int OpenTerminal(int console_fd) {
+  int master = ::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  char name[128];
+  if (master < 0 || ::unlockpt(master) != 0 || ::ptsname_r(master, name, sizeof name) != 0) {
+    Report(absl::StrCat("open a terminal in the container (/dev/ptmx): ", std::strerror(errno)));
+  }
+  int slave = ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0) Report(absl::StrCat("open ", name, " in the container: ", std::strerror(errno)));
+  char byte = 't';
+  struct iovec iov = {&byte, 1};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof control;
+  struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &master, sizeof master);
+  if (::sendmsg(console_fd, &mh, MSG_NOSIGNAL) != 1) Report(absl::StrCat("send the terminal: ", std::strerror(errno)));
+  ::close(master);
+  ::close(console_fd);
+  return slave;
+}
+
 }  // namespace
 
 int ExecMain(int argc, char** argv) {
   ResetSignals();  // nothing of criusd's signal set-up reaches the command
   std::string spec_path;
   pid_t pid = 0;
+  int console_fd = -1;
   std::vector<std::string> args;
   for (int i = 2; i < argc; ++i) {
     std::string flag = argv[i];
@@ -59,6 +91,9 @@ int ExecMain(int argc, char** argv) {
       spec_path = value;
     } else if (flag == "--pid") {
       if (!absl::SimpleAtoi(value, &pid) || pid <= 0) Report("--pid: not a process id");
+    } else if (flag == "--console-fd") {
+      if (!absl::SimpleAtoi(value, &console_fd) || console_fd < 0) Report("--console-fd: not an fd");
+      ::fcntl(console_fd, F_SETFD, FD_CLOEXEC);
     } else if (flag == "--report-fd") {
       if (!absl::SimpleAtoi(value, &report_fd) || report_fd < 0) Report("--report-fd: not an fd");
       ::fcntl(report_fd, F_SETFD, FD_CLOEXEC);
@@ -67,7 +102,7 @@ int ExecMain(int argc, char** argv) {
     }
   }
   if (spec_path.empty() || pid == 0 || args.empty()) {
-    Report("usage: crius-monitor exec --spec FILE --pid PID --report-fd N -- CMD [ARG...]");
+    Report("usage: crius-monitor exec --spec FILE --pid PID --report-fd N [--console-fd N] -- CMD [ARG...]");
   }
   ContainerSpec spec;
   {
@@ -99,6 +134,10 @@ int ExecMain(int argc, char** argv) {
     if (::setns(fd, flag) != 0) Report(absl::StrCat("join the container's namespaces: ", std::strerror(errno)));
     ::close(fd);
   }
+  // The terminal is the container's own (its /dev/pts), so that the
+  // command finds it there (tty, ttyname); its master goes to criusd.
+  int tty_slave = -1;
+  if (console_fd >= 0) tty_slave = OpenTerminal(console_fd);
   if (userns >= 0) {
     if (::setns(userns, CLONE_NEWUSER) != 0) {
       Report(absl::StrCat("join the pod's user namespace: ", std::strerror(errno)));
@@ -112,6 +151,15 @@ int ExecMain(int argc, char** argv) {
   if (child < 0) Report(absl::StrCat("fork: ", std::strerror(errno)));
   if (child == 0) {
     ::close(sync[0]);
+    // The terminal is stdin, stdout and stderr, and the controlling
+    // terminal of a session of its own: job control and ^C work.
+    if (tty_slave >= 0 && (::setsid() < 0 || ::dup2(tty_slave, 0) < 0 || ::dup2(tty_slave, 1) < 0 ||
+                           ::dup2(tty_slave, 2) < 0 || ::ioctl(0, TIOCSCTTY, 0) != 0)) {
+      std::string msg = absl::StrCat("Emake stdin the controlling terminal: ", std::strerror(errno));
+      ssize_t ignored = ::write(sync[1], msg.data(), msg.size());
+      (void)ignored;
+      ::_exit(127);
+    }
     InitPipes p{sync[1], -1, 1, 2, 0, -1};
     ContainerProcess proc = BecomeContainerProcess(spec, p, args);
     // After the change of user, which clears it: we die, the command dies.

@@ -3,8 +3,11 @@
 // monitor's) with the container's spec, as CreateContainer wrote it, and
 // the pid of the container's init:
 //
-//   crius-monitor exec --spec FILE --pid PID --report-fd N -- CMD [ARG...]
+//   crius-monitor exec --spec FILE --pid PID --report-fd N [--console-fd N] -- CMD [ARG...]
 //
+// With --console-fd (a unix socket), CMD runs on a new terminal of the
+// container's /dev/pts, in a session of its own with it as the controlling
+// terminal; the terminal's master is sent on the socket (SCM_RIGHTS).
 // It joins the container's cgroup and its ipc, uts, net, pid and mount
 // namespaces, then its user namespace if it has one; its child takes the
 // container's user, capabilities and seccomp filter (as the container's

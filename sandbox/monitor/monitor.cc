@@ -279,6 +279,7 @@ void Monitor::Handle(int conn) {
   }
   crius::monitor::Response resp;
   absl::Status st;
+  std::vector<UniqueFd> fds;
   switch (req.kind_case()) {
     case crius::monitor::Request::kHello:
       *resp.mutable_pod() = State();
@@ -303,6 +304,12 @@ void Monitor::Handle(int conn) {
     case crius::monitor::Request::kReopenLog:
       st = ReopenLog(req.reopen_log().id(), resp.mutable_container());
       break;
+    case crius::monitor::Request::kAttach:
+      st = Attach(req.attach().id(), &fds);
+      break;
+    case crius::monitor::Request::kCloseStdin:
+      st = CloseStdin(req.close_stdin().id());
+      break;
     case crius::monitor::Request::kWatch:
       // Never blocks us: a criusd that stops reading misses reports (its
       // next list finds the exits), the pod's logs keep flowing.
@@ -317,8 +324,12 @@ void Monitor::Handle(int conn) {
   if (!st.ok()) {
     resp.set_code(static_cast<int>(st.code()));
     resp.set_error(std::string(st.message()));
+    fds.clear();
   }
-  (void)sandbox::SendMessage(conn, resp);
+  std::vector<int> raw;
+  for (const UniqueFd& fd : fds) raw.push_back(fd.get());
+  resp.set_fds(static_cast<int>(raw.size()));
+  (void)sandbox::SendMessage(conn, resp, raw);
 }
 
 void Monitor::Teardown() {

@@ -53,6 +53,8 @@ struct Container {
   UniqueFd start;  // monitor -> child: one byte releases it
   UniqueFd out[2];  // stdout (or the terminal's master), stderr: read ends
   UniqueFd stdin_w;  // the container's stdin, kept for attach
+  // Attached clients: each gets a copy of the output (see AttachContainer).
+  std::vector<UniqueFd> attached;
   CriLog log;
 };
 
@@ -72,6 +74,9 @@ class Monitor {
   absl::Status Signal(const std::string& id, int sig, ContainerState* state);
   absl::Status Remove(const std::string& id);
   absl::Status ReopenLog(const std::string& id, ContainerState* state);
+  absl::Status Attach(const std::string& id, std::vector<UniqueFd>* fds);
+  absl::Status CloseStdin(const std::string& id);
+  void Forward(Container& c, int stream, const char* data, size_t n);
   void Reaped(pid_t pid, int status);
   void ReadLogs(int fd);
   void RecordExit(Container& c);

@@ -152,7 +152,8 @@ IMPLEMENTED = {"Version", "Status", "RuntimeConfig", "UpdateRuntimeConfig", "Lis
                "StopContainer", "RemoveContainer", "ContainerStatus", "ListContainers",
                "StreamContainers", "ReopenContainerLog", "UpdateContainerResources", "ExecSync",
                "ContainerStats", "ListContainerStats", "StreamContainerStats", "PodSandboxStats",
-               "ListPodSandboxStats", "StreamPodSandboxStats", "GetContainerEvents"}
+               "ListPodSandboxStats", "StreamPodSandboxStats", "GetContainerEvents", "Exec", "Attach",
+               "PortForward"}
 
 
 def all_rpcs(pb):

@@ -1,0 +1,106 @@
+#include "stream/ws_conn.h"
+
+#include "common/log.h"
+
+namespace crius::stream {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using boost::system::error_code;
+
+WsConn::WsConn(Stream ws, bool text, absl::Duration idle_timeout)
+    : ws_(std::move(ws)), text_(text), idle_(ws_.get_executor()), idle_timeout_(idle_timeout) {
+  ws_.binary(!text_);
+  // Messages of up to 16 MiB from the client (stdin or port data).
+  ws_.read_message_max(16 << 20);
+}
+
+void WsConn::Start(std::shared_ptr<Handler> handler) {
+  handler_ = std::move(handler);
+  Touch();
+  Read();
+}
+
+void WsConn::Touch() {
+  if (closed_) return;
+  idle_.expires_after(absl::ToChronoNanoseconds(idle_timeout_));
+  idle_.async_wait([self = shared_from_this()](error_code ec) {
+    if (ec) return;
+    LOG_INFO("streaming: WebSocket connection idle for %s: closed", absl::FormatDuration(self->idle_timeout_));
+    self->Abort();
+  });
+}
+
+void WsConn::Read() {
+  ws_.async_read(in_, [self = shared_from_this()](error_code ec, size_t) {
+    if (self->closed_) return;
+    if (ec) {  // closed by the client (websocket::error::closed) or broken
+      self->Finished();
+      return;
+    }
+    self->Touch();
+    std::string data = beast::buffers_to_string(self->in_.data());
+    self->in_.consume(self->in_.size());
+    self->handler_->OnMessage(std::move(data));
+    if (!self->closed_) self->Read();
+  });
+}
+
+void WsConn::Send(std::string data) {
+  if (closed_ || closing_) return;
+  out_.push_back(std::move(data));
+  Flush();
+}
+
+void WsConn::Flush() {
+  if (writing_ || closed_) return;
+  if (out_.empty()) {
+    if (closing_) {
+      writing_ = true;
+      ws_.async_close(beast::websocket::close_code::normal, [self = shared_from_this()](error_code) {
+        self->writing_ = false;
+        // The read loop ends when the client answers the close; if it
+        // never does, the timer ends it.
+        self->idle_.expires_after(std::chrono::seconds(5));
+        self->idle_.async_wait([self](error_code ec) {
+          if (!ec) self->Abort();
+        });
+      });
+    }
+    return;
+  }
+  writing_ = true;
+  ws_.async_write(asio::buffer(out_.front()), [self = shared_from_this()](error_code ec, size_t) {
+    self->writing_ = false;
+    if (self->closed_) return;
+    if (ec) {
+      self->Finished();
+      return;
+    }
+    self->out_.pop_front();
+    if (!self->closing_) self->Touch();
+    self->Flush();
+  });
+}
+
+void WsConn::Close() {
+  if (closing_ || closed_) return;
+  closing_ = true;
+  Flush();
+}
+
+void WsConn::Abort() { Finished(); }
+
+void WsConn::Finished() {
+  if (closed_) return;
+  closed_ = true;
+  idle_.cancel();
+  error_code ignored;
+  beast::get_lowest_layer(ws_).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  beast::get_lowest_layer(ws_).socket().close(ignored);
+  out_.clear();
+  std::shared_ptr<Handler> h = std::move(handler_);
+  if (h) h->OnClosed();
+}
+
+}  // namespace crius::stream
