@@ -66,8 +66,4 @@ void RecordRpc(absl::string_view method, const google::protobuf::Message& reques
   }
 }
 
-absl::Status NotImplemented(absl::string_view method) {
-  return absl::UnimplementedError(absl::StrCat(method, " is not implemented by this build of crius"));
-}
-
 }  // namespace crius::cri

@@ -35,7 +35,5 @@ grpc::Status Serve(absl::string_view method, const google::protobuf::Message& re
   return ToGrpcStatus(status);
 }
 
-// What an RPC that has not been built yet answers.
-absl::Status NotImplemented(absl::string_view method);
 
 }  // namespace crius::cri

@@ -151,6 +151,11 @@ absl::Status ApplySecurityContext(const v1::ContainerConfig& config, const v1::P
   if (sc.has_run_as_group() && (sc.run_as_group().value() < 0 || sc.run_as_group().value() > 0xfffffffe)) {
     return InvalidField(absl::StrCat(field, ".run_as_group"), absl::StrCat(sc.run_as_group().value(), " is not a group id"));
   }
+  // As kubelet's own validation and the other runtimes: a group without a
+  // user would take the image's user with a group it may not belong to.
+  if (sc.has_run_as_group() && !sc.has_run_as_user() && sc.run_as_username().empty()) {
+    return InvalidField(absl::StrCat(field, ".run_as_group"), "is set without run_as_user or run_as_username");
+  }
   if (!v1::SupplementalGroupsPolicy_IsValid(sc.supplemental_groups_policy())) {
     return InvalidField(absl::StrCat(field, ".supplemental_groups_policy"),
                    absl::StrCat(sc.supplemental_groups_policy(), " is neither Merge nor Strict"));

@@ -109,13 +109,14 @@ absl::StatusOr<std::unique_ptr<stream::Io>> StreamBackend::Exec(const stream::Re
   CRIUS_ASSIGN_OR_RETURN(ExecChild child,
                          SpawnExec(rt_.monitor_binary(), ContainerSpecPath(*c), pid, req.cmd, stdio));
   UniqueFd in = std::move(child.stdin_w), out = std::move(child.stdout_r), err = std::move(child.stderr_r);
-  UniqueFd exited = std::move(child.pidfd);
+  // A copy: the child keeps its own, to wait for the helper when it ends it.
+  UniqueFd exited(::fcntl(child.pidfd.get(), F_DUPFD_CLOEXEC, 0));
+  if (!exited) return ErrnoError(errno, "dup the exec's pidfd");
   auto io = std::make_unique<ExecIo>(std::move(child));
   if (req.tty) {
     io->tty.reset(::fcntl(out.get(), F_DUPFD_CLOEXEC, 0));
     io->tty_fd = io->tty.get();
     if (!req.stdin) in.reset();
-    if (!req.stdout) out.reset();  // the terminal is still read: its output is dropped
   }
   io->stdin_w = std::move(in);
   io->stdout_r = std::move(out);

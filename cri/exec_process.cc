@@ -58,7 +58,13 @@ ExecChild::~ExecChild() {
 
 absl::StatusOr<int> ExecChild::Reap(const std::string& report, bool kill) {
   if (pid <= 0) return absl::InternalError("exec: already reaped");
-  if (kill) ::kill(pid, SIGKILL);
+  if (kill) {
+    // The helper kills the command and reaps it, then exits; SIGKILL if it
+    // does not within a second.
+    ::kill(pid, SIGTERM);
+    struct pollfd exited = {pidfd.get(), POLLIN, 0};
+    if (!pidfd || ::poll(&exited, 1, 1000) != 1) ::kill(pid, SIGKILL);
+  }
   int status = Wait(pid);
   pid = 0;
   if (!report.empty()) {

@@ -55,6 +55,16 @@ absl::Status ContainerReopenLog(Runtime& rt, const v1::ReopenContainerLogRequest
 absl::Status ContainerExecSync(Runtime& rt, const v1::ExecSyncRequest& req, v1::ExecSyncResponse* resp);
 absl::Status ContainerExec(Runtime& rt, const v1::ExecRequest& req, v1::ExecResponse* resp);
 absl::Status ContainerAttach(Runtime& rt, const v1::AttachRequest& req, v1::AttachResponse* resp);
+absl::Status SandboxUpdateResources(Runtime& rt, const v1::UpdatePodSandboxResourcesRequest& req,
+                                    v1::UpdatePodSandboxResourcesResponse* resp);
+absl::Status CheckpointContainerRefused(Runtime& rt, const v1::CheckpointContainerRequest& req,
+                                        v1::CheckpointContainerResponse* resp);
+absl::Status MetricDescriptorsList(Runtime& rt, const v1::ListMetricDescriptorsRequest& req,
+                                   v1::ListMetricDescriptorsResponse* resp);
+absl::Status SandboxMetricsList(Runtime& rt, const v1::ListPodSandboxMetricsRequest& req,
+                                v1::ListPodSandboxMetricsResponse* resp);
+absl::Status SandboxMetricsStream(Runtime& rt, const v1::StreamPodSandboxMetricsRequest& req,
+                                  const std::function<bool(const v1::StreamPodSandboxMetricsResponse&)>& send);
 absl::Status PodPortForward(Runtime& rt, const v1::PortForwardRequest& req, v1::PortForwardResponse* resp);
 absl::Status ContainerStatsGet(Runtime& rt, const v1::ContainerStatsRequest& req, v1::ContainerStatsResponse* resp);
 absl::Status ContainerStatsList(Runtime& rt, const v1::ListContainerStatsRequest& req,

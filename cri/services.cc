@@ -11,17 +11,6 @@ namespace crius::cri {
   grpc::Status Service::Method(grpc::ServerContext*, const v1::Req* req, v1::Resp* resp) { \
     return Serve(#Method, *req, [&] { return Handler(rt_, *req, resp); });           \
   }
-// RPCs whose issue has not landed yet.
-#define NOT_YET(Service, Method, Req, Resp)                                          \
-  grpc::Status Service::Method(grpc::ServerContext*, const v1::Req* req, v1::Resp*) { \
-    return Serve(#Method, *req, [] { return NotImplemented(#Method); });            \
-  }
-#define NOT_YET_STREAM(Service, Method, Req, Resp)                                   \
-  grpc::Status Service::Method(grpc::ServerContext*, const v1::Req* req,            \
-                               grpc::ServerWriter<v1::Resp>*) {                     \
-    return Serve(#Method, *req, [] { return NotImplemented(#Method); });            \
-  }
-
 // RuntimeService
 ROUTE(RuntimeServiceImpl, Version, VersionRequest, VersionResponse, RuntimeVersion)
 ROUTE(RuntimeServiceImpl, RunPodSandbox, RunPodSandboxRequest, RunPodSandboxResponse, SandboxRun)
@@ -94,8 +83,8 @@ grpc::Status RuntimeServiceImpl::StreamPodSandboxStats(
 ROUTE(RuntimeServiceImpl, UpdateRuntimeConfig, UpdateRuntimeConfigRequest,
       UpdateRuntimeConfigResponse, RuntimeConfigUpdate)
 ROUTE(RuntimeServiceImpl, Status, StatusRequest, StatusResponse, RuntimeStatus)
-NOT_YET(RuntimeServiceImpl, CheckpointContainer, CheckpointContainerRequest,
-        CheckpointContainerResponse)
+ROUTE(RuntimeServiceImpl, CheckpointContainer, CheckpointContainerRequest, CheckpointContainerResponse,
+      CheckpointContainerRefused)
 grpc::Status RuntimeServiceImpl::GetContainerEvents(grpc::ServerContext* ctx, const v1::GetEventsRequest* req,
                                                     grpc::ServerWriter<v1::ContainerEventResponse>* writer) {
   return Serve("GetContainerEvents", *req, [&]() -> absl::Status {
@@ -114,16 +103,22 @@ grpc::Status RuntimeServiceImpl::GetContainerEvents(grpc::ServerContext* ctx, co
     return st;
   });
 }
-NOT_YET(RuntimeServiceImpl, ListMetricDescriptors, ListMetricDescriptorsRequest,
-        ListMetricDescriptorsResponse)
-NOT_YET(RuntimeServiceImpl, ListPodSandboxMetrics, ListPodSandboxMetricsRequest,
-        ListPodSandboxMetricsResponse)
-NOT_YET_STREAM(RuntimeServiceImpl, StreamPodSandboxMetrics, StreamPodSandboxMetricsRequest,
-               StreamPodSandboxMetricsResponse)
+ROUTE(RuntimeServiceImpl, ListMetricDescriptors, ListMetricDescriptorsRequest, ListMetricDescriptorsResponse,
+      MetricDescriptorsList)
+ROUTE(RuntimeServiceImpl, ListPodSandboxMetrics, ListPodSandboxMetricsRequest, ListPodSandboxMetricsResponse,
+      SandboxMetricsList)
+grpc::Status RuntimeServiceImpl::StreamPodSandboxMetrics(
+    grpc::ServerContext*, const v1::StreamPodSandboxMetricsRequest* req,
+    grpc::ServerWriter<v1::StreamPodSandboxMetricsResponse>* writer) {
+  return Serve("StreamPodSandboxMetrics", *req, [&] {
+    return SandboxMetricsStream(rt_, *req,
+                                [&](const v1::StreamPodSandboxMetricsResponse& r) { return writer->Write(r); });
+  });
+}
 ROUTE(RuntimeServiceImpl, RuntimeConfig, RuntimeConfigRequest, RuntimeConfigResponse,
       RuntimeConfigGet)
-NOT_YET(RuntimeServiceImpl, UpdatePodSandboxResources, UpdatePodSandboxResourcesRequest,
-        UpdatePodSandboxResourcesResponse)
+ROUTE(RuntimeServiceImpl, UpdatePodSandboxResources, UpdatePodSandboxResourcesRequest,
+      UpdatePodSandboxResourcesResponse, SandboxUpdateResources)
 
 // ImageService
 ROUTE(ImageServiceImpl, ListImages, ListImagesRequest, ListImagesResponse, ImageList)

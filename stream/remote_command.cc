@@ -108,9 +108,10 @@ void RemoteCommand::Emit(Output& o, const char* data, size_t n) {
     channel = data[0] == 2 ? kStderr : kStdout;
     ++data;
     --n;
-    if ((channel == kStdout && !req_.stdout) || (channel == kStderr && !req_.stderr)) return;
-    if (n == 0) return;
   }
+  // A terminal is read even when its output was not asked for (it would
+  // block the command otherwise); what nobody asked for is dropped.
+  if (n == 0 || (channel == kStdout && !req_.stdout) || (channel == kStderr && !req_.stderr)) return;
   out_->Send(channel, std::string(data, n));
 }
 

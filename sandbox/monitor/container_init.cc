@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -440,13 +441,7 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
   char placed;
   if (::read(p.start_r, &placed, 1) != 1) ::_exit(127);
 
-  if (p.tty >= 0) {
-    // The terminal becomes the session's controlling terminal and all of stdio.
-    if (::ioctl(p.tty, TIOCSCTTY, 0) != 0 || ::dup2(p.tty, 0) < 0 || ::dup2(p.tty, 1) < 0 ||
-        ::dup2(p.tty, 2) < 0) {
-      Fail(p, "set up the terminal", errno);
-    }
-  } else {
+  if (p.console < 0) {  // else the terminal, once the container's /dev/pts is there
     int in = p.stdin_r >= 0 ? p.stdin_r : ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (in < 0 || ::dup2(in, 0) < 0 || ::dup2(p.stdout_w, 1) < 0 || ::dup2(p.stderr_w, 2) < 0) {
       Fail(p, "set up stdio", errno);
@@ -577,6 +572,16 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
   ::close(old_root);
   if (::chdir("/") != 0) Fail(p, "chdir /", errno);
   ::close(root);
+  if (p.console >= 0) {
+    // The terminal becomes the session's controlling terminal and all of stdio.
+    std::string error;
+    int tty = OpenTerminal(p.console, &error);
+    if (tty < 0) Fail(p, error, 0);
+    if (::dup2(tty, 0) < 0 || ::dup2(tty, 1) < 0 || ::dup2(tty, 2) < 0 || ::ioctl(0, TIOCSCTTY, 0) != 0) {
+      Fail(p, "set up the terminal", errno);
+    }
+    ::close(tty);
+  }
   if (userns >= 0) {
     // Last of what needs the node's privileges: from here on our IDs and
     // capabilities are the pod's.
@@ -602,6 +607,44 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
   ::close(p.start_r);
   ::execve(proc.exe.c_str(), argv.data(), envp.data());
   Fail(p, absl::StrCat("exec ", proc.exe), errno, 'I');
+}
+
+int OpenTerminal(int console, std::string* error) {
+  int master = ::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  char name[128];
+  if (master < 0 || ::unlockpt(master) != 0 || ::ptsname_r(master, name, sizeof name) != 0) {
+    *error = absl::StrCat("open a terminal in the container (/dev/ptmx): ", std::strerror(errno));
+    return -1;
+  }
+  int slave = ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0) {
+    *error = absl::StrCat("open ", name, " in the container: ", std::strerror(errno));
+    ::close(master);
+    return -1;
+  }
+  char byte = 't';
+  struct iovec iov = {&byte, 1};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof control;
+  struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &master, sizeof master);
+  ssize_t sent = ::sendmsg(console, &mh, MSG_NOSIGNAL);
+  int err = errno;
+  ::close(master);
+  ::close(console);
+  if (sent != 1) {
+    *error = absl::StrCat("send the terminal: ", std::strerror(err));
+    ::close(slave);
+    return -1;
+  }
+  return slave;
 }
 
 void ResetSignals() {

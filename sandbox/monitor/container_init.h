@@ -18,11 +18,18 @@ struct InitPipes {
   int stdout_w;
   int stderr_w;
   int stdin_r;   // -1: /dev/null
-  int tty;       // the terminal's slave side, or -1; it then is stdin, stdout and stderr
+  // A unix socket, or -1: the container gets a terminal of its own devpts
+  // as stdin, stdout and stderr, and the terminal's master is sent here.
+  int console;
 };
 
 // Never returns.
 [[noreturn]] void ContainerInit(const ContainerSpec& spec, const InitPipes& pipes);
+
+// A new terminal of the devpts at /dev/pts (the container's, once its mount
+// namespace is ours): the master is sent on `console` (SCM_RIGHTS), the
+// slave returned; -1 and `error` when that fails.
+int OpenTerminal(int console, std::string* error);
 
 // Every signal unblocked and at its default action, glibc's own included:
 // what a container's process starts with.

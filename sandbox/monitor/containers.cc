@@ -61,6 +61,28 @@ absl::Status FromChild(const std::string& report) {
   return absl::Status(code, report.substr(1));
 }
 
+absl::StatusOr<UniqueFd> ReceiveTerminal(int console) {
+  char byte;
+  struct iovec iov = {&byte, 1};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  struct msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof control;
+  ssize_t n;
+  do {
+    n = ::recvmsg(console, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  struct cmsghdr* c = n > 0 ? CMSG_FIRSTHDR(&mh) : nullptr;
+  if (c == nullptr || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+    return absl::InternalError("the container's terminal did not come from its init");
+  }
+  int fd;
+  std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  return UniqueFd(fd);
+}
+
 }  // namespace
 
 Container* Monitor::Find(const std::string& id) {
@@ -84,16 +106,16 @@ absl::Status Monitor::Create(const ContainerSpec& spec, ContainerState* state) {
       (spec.stdin() && !spec.tty() && ::pipe2(in, O_CLOEXEC) != 0)) {
     return ErrnoError(errno, "pipe");
   }
-  UniqueFd tty_master, tty_slave;
+  // With a terminal, the child makes it in its own /dev/pts and sends us
+  // the master on this socket.
+  UniqueFd console_ours, console_theirs;
   if (spec.tty()) {
-    tty_master.reset(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
-    char name[128];
-    if (!tty_master || ::grantpt(tty_master.get()) != 0 || ::unlockpt(tty_master.get()) != 0 ||
-        ::ptsname_r(tty_master.get(), name, sizeof name) != 0) {
-      return ErrnoError(errno, "open a terminal for the container");
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+      return ErrnoError(errno, "socketpair for the container's terminal");
     }
-    tty_slave.reset(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
-    if (!tty_slave) return ErrnoError(errno, absl::StrCat("open ", name));
+    console_ours.reset(pair[0]);
+    console_theirs.reset(pair[1]);
   }
   unsigned long flags = CLONE_NEWNS | (spec.new_pid_namespace() ? CLONE_NEWPID : 0) | SIGCHLD;
   // With a pod-wide pid namespace our children are born in it, and a new pid
@@ -130,7 +152,7 @@ absl::Status Monitor::Create(const ContainerSpec& spec, ContainerState* state) {
     ::close(start[1]);
     ::close(out[0]);
     ::close(err[0]);
-    ContainerInit(spec, InitPipes{sync[1], start[0], out[1], err[1], in[0], tty_slave.get()});
+    ContainerInit(spec, InitPipes{sync[1], start[0], out[1], err[1], in[0], console_theirs.get()});
   }
   int clone_errno = errno;
   if (pid > 0) {
@@ -161,11 +183,7 @@ absl::Status Monitor::Create(const ContainerSpec& spec, ContainerState* state) {
   c->out[1].reset(err[0]);
   if (in[0] >= 0) ::close(in[0]);
   if (in[1] >= 0) c->stdin_w.reset(in[1]);
-  tty_slave.reset();
-  if (tty_master) {
-    // The terminal's output is the container's stdout; the pipe stays unused.
-    c->out[0] = std::move(tty_master);
-  }
+  console_theirs.reset();
   if (pid < 0) return ErrnoError(clone_errno, "clone the container process");
   c->pid = pid;
 
@@ -174,6 +192,17 @@ absl::Status Monitor::Create(const ContainerSpec& spec, ContainerState* state) {
     ::kill(pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
     return report.ok() ? FromChild(*report) : report.status();
+  }
+  if (console_ours) {
+    // Sent before "R". The terminal's output is the container's stdout;
+    // the pipe stays unused.
+    absl::StatusOr<UniqueFd> master = ReceiveTerminal(console_ours.get());
+    if (!master.ok()) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      return master.status();
+    }
+    c->out[0] = std::move(*master);
   }
   for (int stream = 0; stream < 2; ++stream) {
     int fd = c->out[stream].get();

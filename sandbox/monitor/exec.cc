@@ -42,35 +42,6 @@ int OpenNs(pid_t pid, const char* kind) {
   return fd;
 }
 
-// A new terminal of the container's devpts: its master is sent on
-// `console_fd` (SCM_RIGHTS), the slave returned.
-int OpenTerminal(int console_fd) {
-  int master = ::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
-  char name[128];
-  if (master < 0 || ::unlockpt(master) != 0 || ::ptsname_r(master, name, sizeof name) != 0) {
-    Report(absl::StrCat("open a terminal in the container (/dev/ptmx): ", std::strerror(errno)));
-  }
-  int slave = ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-  if (slave < 0) Report(absl::StrCat("open ", name, " in the container: ", std::strerror(errno)));
-  char byte = 't';
-  struct iovec iov = {&byte, 1};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr mh = {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control;
-  mh.msg_controllen = sizeof control;
-  struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &master, sizeof master);
-  if (::sendmsg(console_fd, &mh, MSG_NOSIGNAL) != 1) Report(absl::StrCat("send the terminal: ", std::strerror(errno)));
-  ::close(master);
-  ::close(console_fd);
-  return slave;
-}
-
 }  // namespace
 
 int ExecMain(int argc, char** argv) {
@@ -137,7 +108,11 @@ int ExecMain(int argc, char** argv) {
   // The terminal is the container's own (its /dev/pts), so that the
   // command finds it there (tty, ttyname); its master goes to criusd.
   int tty_slave = -1;
-  if (console_fd >= 0) tty_slave = OpenTerminal(console_fd);
+  if (console_fd >= 0) {
+    std::string error;
+    tty_slave = OpenTerminal(console_fd, &error);
+    if (tty_slave < 0) Report(error);
+  }
   if (userns >= 0) {
     if (::setns(userns, CLONE_NEWUSER) != 0) {
       Report(absl::StrCat("join the pod's user namespace: ", std::strerror(errno)));
@@ -147,10 +122,19 @@ int ExecMain(int argc, char** argv) {
 
   int sync[2];
   if (::pipe2(sync, O_CLOEXEC) != 0) Report(absl::StrCat("pipe: ", std::strerror(errno)));
+  // SIGTERM asks us to end the command: we kill it and reap it ourselves.
+  // Killed outright, we would leave it to the container's init, which may
+  // never reap it (a zombie `pgrep` still finds).
+  sigset_t waited;
+  sigemptyset(&waited);
+  sigaddset(&waited, SIGTERM);
+  sigaddset(&waited, SIGCHLD);
+  ::sigprocmask(SIG_BLOCK, &waited, nullptr);
   pid_t child = ::fork();  // born in the container's pid namespace
   if (child < 0) Report(absl::StrCat("fork: ", std::strerror(errno)));
   if (child == 0) {
     ::close(sync[0]);
+    ::sigprocmask(SIG_UNBLOCK, &waited, nullptr);
     // The terminal is stdin, stdout and stderr, and the controlling
     // terminal of a session of its own: job control and ^C work.
     if (tty_slave >= 0 && (::setsid() < 0 || ::dup2(tty_slave, 0) < 0 || ::dup2(tty_slave, 1) < 0 ||
@@ -160,7 +144,7 @@ int ExecMain(int argc, char** argv) {
       (void)ignored;
       ::_exit(127);
     }
-    InitPipes p{sync[1], -1, 1, 2, 0, -1};
+    InitPipes p{sync[1], -1, 1, 2, 0, -1};  // stdio as set up above
     ContainerProcess proc = BecomeContainerProcess(spec, p, args);
     // After the change of user, which clears it: we die, the command dies.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -184,7 +168,17 @@ int ExecMain(int argc, char** argv) {
     failure.append(buf, static_cast<size_t>(n));
   }
   int status = 0;
-  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  for (;;) {
+    pid_t done = ::waitpid(child, &status, WNOHANG);
+    if (done == child || (done < 0 && errno != EINTR)) break;
+    if (done < 0) continue;
+    int sig = ::sigwaitinfo(&waited, nullptr);
+    if (sig == SIGTERM) {
+      ::kill(child, SIGKILL);
+      while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+      }
+      break;
+    }
   }
   if (!failure.empty()) Report(failure.substr(1), failure[0]);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);

@@ -15,7 +15,9 @@
 // status is CMD's (128 + signal when a signal ended it). A failure before
 // CMD runs is written to the report fd as "I<message>" (the request's
 // fault: no such executable) or "E<message>", and the exit status is 255.
-// The child dies with this process (SIGKILL): killing it ends CMD.
+// SIGTERM ends CMD: it is killed and reaped (a zombie left to the
+// container's init might never be reaped); if this process dies, CMD is
+// killed too (PR_SET_PDEATHSIG), but then left to the container's init.
 #pragma once
 
 namespace crius::monitor {

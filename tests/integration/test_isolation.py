@@ -483,6 +483,7 @@ def assert_nothing_made(d, pods_before):
     (dict(readonly_paths=["/a/../b"]), 'readonly_paths[0]: "/a/../b"'),
     (dict(supplemental_groups=[-1]), "supplemental_groups[0]: -1 is not a group id"),
     (dict(run_as_user=-5), "run_as_user: -5 is not a user id"),
+    (dict(run_as_group=3000), "run_as_group: is set without run_as_user or run_as_username"),
 ])
 def test_bad_security_contexts_are_refused_naming_the_field(pod, sc, field):
     with pytest.raises(grpc.RpcError) as e:

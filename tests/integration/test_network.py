@@ -260,6 +260,15 @@ def test_pod_stats_count_the_traffic_of_eth0(node):
     assert net.default_interface.tx_bytes.value > 3 * len(oci.NGINX_INDEX), net
     assert net.default_interface.rx_bytes.value > 3 * len("GET / HTTP/1.1"), net
     assert net.timestamp > 0
+    # The same counters as kubelet's cAdvisor-named pod metrics, by interface.
+    keys = {m.name: list(m.label_keys) for m in
+            node.d.runtime.ListMetricDescriptors(node.pb.ListMetricDescriptorsRequest()).descriptors}
+    (pm,) = [p for p in node.d.runtime.ListPodSandboxMetrics(node.pb.ListPodSandboxMetricsRequest()).pod_metrics
+             if p.pod_sandbox_id == pod_id]
+    tx = [dict(zip(keys[m.name], m.label_values)) | {"value": m.value.value} for m in pm.metrics
+          if m.name == "container_network_transmit_bytes_total"]
+    assert len(tx) == 1 and tx[0]["interface"] == "eth0" and tx[0]["pod"] == "counted", tx
+    assert tx[0]["value"] >= net.default_interface.tx_bytes.value
     node.remove_pod(pod_id)
 
 

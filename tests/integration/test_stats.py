@@ -147,3 +147,81 @@ def test_stats_of_unknown_ids_are_not_found(d):
     with pytest.raises(grpc.RpcError) as e:
         d.runtime.PodSandboxStats(pb.PodSandboxStatsRequest())
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "pod_sandbox_id" in e.value.details()
+
+
+def series(metrics, descriptors, name):
+    """{label dict: value} of one metric, its labels named by its descriptor."""
+    keys = descriptors[name]
+    out = {}
+    for m in metrics:
+        if m.name == name:
+            assert len(m.label_values) == len(keys), m
+            out[tuple(sorted(zip(keys, m.label_values)))] = m.value.value
+    return out
+
+
+def test_pod_sandbox_metrics_carry_cadvisor_names_and_labels(d, tmp, image):
+    pb = d.pb
+    desc = {m.name: list(m.label_keys) for m in
+            d.runtime.ListMetricDescriptors(pb.ListMetricDescriptorsRequest()).descriptors}
+    for name in ("container_cpu_usage_seconds_total", "container_memory_working_set_bytes",
+                 "container_memory_rss", "container_network_receive_bytes_total", "container_fs_usage_bytes"):
+        assert name in desc
+        assert desc[name] == sorted(desc[name]) and {"container", "pod", "namespace"} <= set(desc[name])
+    assert "interface" in desc["container_network_receive_bytes_total"]
+    pod = run_pod(d, tmp, "m")
+    cid = run(d, pod, image, "burn", "dd if=/dev/zero of=/data bs=1M count=2 2>/dev/null; "
+                                     "/bin/hog 30 & while :; do :; done")
+    wait_log(tmp, "m", "burn", "held 30 MiB")
+    time.sleep(1.2)
+    other = run_pod(d, tmp, "idle")
+    listed = d.runtime.ListPodSandboxMetrics(pb.ListPodSandboxMetricsRequest()).pod_metrics
+    assert {p.pod_sandbox_id for p in listed} == {pod[0], other[0]}
+    (pm,) = [p for p in listed if p.pod_sandbox_id == pod[0]]
+    (cm,) = pm.container_metrics
+    assert cm.container_id == cid
+    base = {"container": "burn", "id": cid, "image": image, "namespace": "s", "pod": "m"}
+    ws = series(cm.metrics, desc, "container_memory_working_set_bytes")
+    assert ws[tuple(sorted(base.items()))] >= 30 << 20
+    cpu = series(cm.metrics, desc, "container_cpu_usage_seconds_total")[tuple(sorted(base.items()))]
+    assert cpu >= 1
+    assert series(cm.metrics, desc, "container_fs_usage_bytes")[tuple(sorted(base.items()))] >= 2 << 20
+    faults = series(cm.metrics, desc, "container_memory_failures_total")
+    assert faults[tuple(sorted({**base, "failure_type": "pgfault", "scope": "container"}.items()))] > 0
+    # The pod's own series: container "" (its cgroup), and its network by interface.
+    pod_base = {"container": "", "id": pod[0], "image": "", "namespace": "s", "pod": "m"}
+    assert series(pm.metrics, desc, "container_memory_working_set_bytes")[tuple(sorted(pod_base.items()))] >= 30 << 20
+    assert series(pm.metrics, desc, "container_processes")[tuple(sorted(pod_base.items()))] >= 2
+    # (Network series by interface: test_network.py, with a CNI network.)
+    # The stream carries the same pods.
+    streamed = [p.pod_sandbox_id for r in d.runtime.StreamPodSandboxMetrics(pb.StreamPodSandboxMetricsRequest())
+                for p in r.pod_sandbox_metrics]
+    assert sorted(streamed) == sorted([pod[0], other[0]])
+
+
+def test_update_pod_sandbox_resources_resizes_a_pod_cgroup_crius_made(d, tmp, image):
+    pb = d.pb
+    pod = run_pod(d, tmp, "r")
+    req = pb.UpdatePodSandboxResourcesRequest(pod_sandbox_id=pod[0])
+    req.resources.memory_limit_in_bytes = 200 << 20
+    req.overhead.memory_limit_in_bytes = 20 << 20
+    d.runtime.UpdatePodSandboxResources(req, timeout=10)
+    # No cgroup_parent: crius made the pod's cgroup (/crius/<id>), and sizes
+    # it to the containers' total plus the overhead.
+    import os
+    limits = [p for p in (f"/sys/fs/cgroup/memory/crius/{pod[0]}/memory.limit_in_bytes",
+                          f"/sys/fs/cgroup/crius/{pod[0]}/memory.max") if os.path.exists(p)]
+    assert limits and int(open(limits[0]).read()) == 220 << 20, limits
+    for bad, field in ((pb.UpdatePodSandboxResourcesRequest(), "pod_sandbox_id"),
+                       (pb.UpdatePodSandboxResourcesRequest(pod_sandbox_id="nope"), None)):
+        with pytest.raises(grpc.RpcError) as e:
+            d.runtime.UpdatePodSandboxResources(bad, timeout=10)
+        if field:
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and e.value.details().startswith(field)
+        else:
+            assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    bad = pb.UpdatePodSandboxResourcesRequest(pod_sandbox_id=pod[0])
+    bad.resources.cpu_shares = -5
+    with pytest.raises(grpc.RpcError) as e:
+        d.runtime.UpdatePodSandboxResources(bad, timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "resources.cpu_shares" in e.value.details()

@@ -130,7 +130,7 @@ def test_interactive_shell_on_a_terminal_with_resize(d, tmp, busybox):
     while b"42" not in got and time.time() < deadline:
         got += c.read(s.STDOUT)
     assert b"45 123" in got and b"42" in got, got
-    assert b"not a tty" not in got
+    assert b"/dev/pts/" in got and b"not a tty" not in got, got  # the container's own devpts
     c.resize(80, 24)
     time.sleep(0.3)
     c.send(b"stty size; exit 7\n")
@@ -224,13 +224,13 @@ def test_attach_with_stdin_once_closes_the_containers_stdin(d, tmp, busybox):
 
 def test_attach_to_a_terminal_container_ends_when_it_exits(d, tmp, busybox):
     p = Pod(d, tmp, busybox.ref)
-    cid = p.run("tty", "read l; stty size; echo bye:$l; exit 0", stdin=True, tty=True)
+    cid = p.run("tty", "read l; tty; stty size; echo bye:$l; exit 0", stdin=True, tty=True)
     c = s.SpdyCommand(p.attach_url(cid, stdin=True, tty=True), stdin=True, tty=True)
     c.resize(70, 20)
     time.sleep(0.3)
     c.send(b"now\n")
     out, err, outcome = c.wait()
-    assert b"20 70" in out and b"bye:now" in out, out
+    assert b"20 70" in out and b"bye:now" in out and b"/dev/pts/0" in out, out
     assert json.loads(outcome)["status"] == "Success"
 
 

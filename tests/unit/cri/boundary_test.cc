@@ -50,11 +50,5 @@ TEST(BoundaryTest, ServeRunsTheHandlerAndMapsItsStatus) {
   EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
 }
 
-TEST(BoundaryTest, NotImplementedNamesTheRpc) {
-  absl::Status st = NotImplemented("ExecSync");
-  EXPECT_EQ(st.code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(st.message(), HasSubstr("ExecSync"));
-}
-
 }  // namespace
 }  // namespace crius::cri
