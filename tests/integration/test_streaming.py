@@ -7,6 +7,7 @@ container's own stdio, a port-forward to a server in the pod; and the bad
 inputs: unknown or stopped containers, used and expired tokens, a resize
 without a terminal, a port nobody listens on, a client gone mid-stream."""
 import json
+import os
 import time
 
 import grpc
@@ -61,6 +62,23 @@ class Pod:
 
 
 SCRIPT = ["sh", "-c", "echo out; echo err >&2; hostname; exit 3"]
+
+
+def resources(d):
+    """criusd's open fds and threads, and its children (exec helpers)."""
+    fds = len(os.listdir(f"/proc/{d.pid}/fd"))
+    threads = len(os.listdir(f"/proc/{d.pid}/task"))
+    children = open(f"/proc/{d.pid}/task/{d.pid}/children").read().split()
+    return fds, threads, len(children)
+
+
+def assert_back_to(d, before, timeout=10):
+    """Sessions over, criusd holds what it held before them: no fd, thread or
+    exec helper left behind."""
+    deadline = time.time() + timeout
+    while (now := resources(d)) != before:
+        assert time.time() < deadline, f"criusd held {before} (fds, threads, children), now {now}"
+        time.sleep(0.1)
 
 
 def test_exec_over_spdy_reports_output_and_exit_code(d, tmp, busybox):
@@ -173,6 +191,8 @@ def test_exec_of_a_missing_binary_reports_why(d, tmp, busybox):
 def test_a_client_gone_mid_stream_ends_the_command(d, tmp, busybox):
     p = Pod(d, tmp, busybox.ref)
     cid = p.run("app")
+    p.sync(cid, ["true"])
+    before = resources(d)
     for make in (lambda u: s.SpdyCommand(u), lambda u: s.WsCommand(u)):
         c = make(p.exec_url(cid, ["sh", "-c", "echo up; exec sleep 777"]))
         if isinstance(c, s.SpdyCommand):
@@ -185,11 +205,13 @@ def test_a_client_gone_mid_stream_ends_the_command(d, tmp, busybox):
         while "sleep 777" in p.sync(cid, ["ps", "-o", "args="]).stdout.decode():
             assert time.time() < deadline, "the exec'd process outlived its client"
             time.sleep(0.1)
+    assert_back_to(d, before)
 
 
 def test_attach_to_a_containers_stdio(d, tmp, busybox):
     p = Pod(d, tmp, busybox.ref)
     cid = p.run("echo", "while read l; do echo got:$l; echo err:$l >&2; done; echo bye", stdin=True)
+    before = resources(d)
     w = s.WsCommand(p.attach_url(cid, stdin=True))
     w.send(b"one\n")
     assert w.read_until(s.STDOUT, b"got:one\n")
@@ -206,6 +228,7 @@ def test_attach_to_a_containers_stdio(d, tmp, busybox):
     w.send(b"three\n")
     assert w.read_until(s.STDOUT, b"got:three\n")
     w.close()
+    assert_back_to(d, before)
     # What attach showed is in the log too.
     log = (tmp / "s" / "echo.log").read_text()
     assert "got:one" in log and "got:two" in log and "got:three" in log
@@ -242,6 +265,7 @@ def test_port_forward_over_spdy(d, tmp, busybox):
     p = Pod(d, tmp, busybox.ref)
     p.run("web", HTTPD)
     time.sleep(0.5)
+    before = resources(d)
     conn = s.SpdyClient(p.forward_url([8080]), ["portforward.k8s.io"])
     assert conn.protocol == "portforward.k8s.io"
     for rid in ("0", "1"):  # two connections over one session
@@ -257,6 +281,7 @@ def test_port_forward_over_spdy(d, tmp, busybox):
     why = conn.read_all(err).decode()
     assert "port 9" in why and "refused" in why.lower(), why
     conn.close()
+    assert_back_to(d, before)
 
 
 def test_port_forward_over_websocket(d, tmp, busybox):
