@@ -3,6 +3,7 @@
 #   ./build.sh run  [criusd flags]   start criusd with its embedded defaults
 #   ./build.sh test [ctest flags]    run the whole test suite (CTest)
 #   ./build.sh build                 install packages and build only
+#   ./build.sh bench [--smoke]       crius side by side with containerd (bench/run.py)
 set -euo pipefail
 cd "$(dirname "$0")"
 top=$PWD
@@ -34,12 +35,13 @@ install_packages() {
   fi
 }
 
-# Debian packages the tests unpack into images (not installed: nginx's
-# postinst would start it on the host), downloaded once into the build dir.
+# Debian packages the tests unpack into images, and bench/ unpacks to run
+# containerd beside criusd (not installed: their postinsts would start
+# services on the host), downloaded once into the build dir.
 # Also Debian's cloud kernel, which tests/integration/harness/vm.py boots in
 # qemu to test cgroup v2 on a cgroup v1 host: linux-image-cloud-amd64 is a
 # metapackage, so the .deb fetched is the linux-image-*-cloud-amd64 it depends on.
-test_debs=(nginx)
+test_debs=(nginx containerd runc crun libyajl2)
 test_kernel=linux-image-cloud-amd64
 fetch_test_debs() {
   local dir=$builddir/test-debs p
@@ -82,6 +84,9 @@ case "$cmd" in
     exec ctest --output-on-failure --timeout 1200 -j"$(nproc)" "$@" ;;
   build)
     install_packages; build ;;
+  bench)
+    install_packages; build; fetch_test_debs
+    CRIUS_BUILD_DIR=$builddir exec /usr/bin/python3 "$top/bench/run.py" "$@" ;;
   *)
-    echo "usage: $0 run|test|build [args]" >&2; exit 2 ;;
+    echo "usage: $0 run|test|build|bench [args]" >&2; exit 2 ;;
 esac

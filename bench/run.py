@@ -1,0 +1,396 @@
+#!/usr/bin/python3
+"""crius side by side with containerd 1.6 (runc, and crun as a second
+handler), in one run, through one CRI client, reported as ratios.
+
+    bench/run.py [--smoke] [--iterations N] [--out results.json]
+
+Both daemons run inside a network namespace this script makes, with the same
+CNI plugins (Debian's bridge and host-local: a bridge each, so their address
+pools never meet), images from one docker-registry on loopback in that netns,
+and pod cgroups under /crius-bench. Runtimes are interleaved (crius, runc,
+crun, crius, ...) after warm-up runs, so drift on this shared machine hits
+all of them alike. Everything made is removed at the end, also on failure.
+
+containerd, runc, crun and libyajl2 come from Debian's .debs, downloaded into
+the build directory by build.sh and unpacked there: nothing is installed, and
+no containerd service is started on the node.
+"""
+import argparse
+import concurrent.futures
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TOP = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(TOP / "tests" / "integration"))
+os.environ.setdefault("CRIUS_BUILD_DIR", str(TOP / "build"))
+os.environ.setdefault("CRIUS_PY_STUBS", os.path.join(os.environ["CRIUS_BUILD_DIR"], "python"))
+
+from harness import cri, oci  # noqa: E402
+from harness.daemon import Daemon  # noqa: E402
+from harness.netns import Netns  # noqa: E402
+from harness.registry import Registry  # noqa: E402
+
+BUILD = Path(os.environ["CRIUS_BUILD_DIR"])
+DEBS = BUILD / "test-debs"
+CGROUP_PARENT = "/crius-bench"
+RUNTIMES = ("crius", "runc", "crun")
+
+
+def pct(values, p):
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = (len(values) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+# --- containerd from Debian's .debs ----------------------------------------------
+
+def unpacked_containerd():
+    """The unpacked root holding containerd, its runc shim, runc and crun."""
+    root = BUILD / "bench-root"
+    if (root / ".done").exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    for package in ("containerd", "runc", "crun", "libyajl2"):
+        debs = sorted(DEBS.glob(f"{package}_*.deb"))
+        if not debs:
+            raise SystemExit(f"bench: no {package}.deb in {DEBS}: run it as ./build.sh bench")
+        subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(root)], check=True)
+    (root / ".done").write_text("")
+    return root
+
+
+class Containerd:
+    """containerd with its CRI plugin on its own socket, root, state and CNI
+    network, in `netns`, inside a mount namespace of its own without the
+    empty cgroup2 tree of a hybrid host (crun 1.8 refuses such a host)."""
+
+    def __init__(self, workdir, netns, registry, pause_ref, cni_dir):
+        self.root = unpacked_containerd()
+        self.workdir = workdir
+        self.socket = workdir / "containerd.sock"
+        usr = self.root / "usr"
+        runc = usr / "sbin" / "runc"
+        crun = usr / "bin" / "crun"
+        config = f"""version = 2
+root = "{workdir}/root"
+state = "{workdir}/state"
+[grpc]
+  address = "{self.socket}"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{pause_ref}"
+  # This node lacks CAP_SYS_RESOURCE: a negative oom_score_adj cannot be set.
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        BinaryName = "{runc}"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun.options]
+        BinaryName = "{crun}"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{cni_dir}"
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."{registry.host}"]
+    endpoint = ["http://{registry.host}"]
+"""
+        (workdir / "config.toml").write_text(config)
+        hide = "mountpoint -q /sys/fs/cgroup/unified && umount /sys/fs/cgroup/unified; "
+        self.command = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                        hide + f'exec nsenter --net={netns.path} containerd --config "$0"',
+                        str(workdir / "config.toml")]
+        self.env = dict(os.environ, PATH=f"{usr}/bin:{usr}/sbin:{os.environ['PATH']}",
+                        LD_LIBRARY_PATH=str(usr / "lib" / "x86_64-linux-gnu"))
+        self.proc = None
+        self.client = None
+
+    def start(self, timeout=30):
+        log = open(self.workdir / "containerd.log", "ab")
+        self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                     env=self.env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            if self.socket.exists():
+                c = cri.Client(self.socket)
+                try:
+                    c.runtime.Status(c.pb.StatusRequest(), timeout=2)
+                    self.client = c
+                    return self
+                except Exception:  # noqa: BLE001 - not up yet
+                    c.close()
+            time.sleep(0.1)
+        raise SystemExit(f"bench: containerd did not come up; see {self.workdir}/containerd.log")
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self):
+        if self.client:
+            self.client.close()
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# --- one CRI endpoint under test ---------------------------------------------------
+
+class Runtime:
+    def __init__(self, name, client, handler, daemon_pid, image, logs):
+        self.name, self.client, self.handler = name, client, handler
+        self.pb = client.pb
+        self.daemon_pid = daemon_pid
+        self.image = image
+        self.logs = logs
+        self.n = 0
+        self.steps = []  # (RunPodSandbox, CreateContainer, StartContainer) seconds, sequential runs
+
+    def pod_ready(self):
+        """RunPodSandbox → CreateContainer → StartContainer: seconds, and the ids."""
+        pb, rt = self.pb, self.client.runtime
+        self.n += 1
+        uid = f"{self.name}-{os.getpid()}-{self.n}"
+        cfg = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name=f"b{self.n}", namespace="bench", uid=uid),
+                                  hostname=f"b{self.n}", log_directory=str(self.logs / uid))
+        cfg.linux.cgroup_parent = f"{CGROUP_PARENT}/pod{uid}"
+        cfg.linux.security_context.namespace_options.pid = pb.CONTAINER
+        ccfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="app"), image=pb.ImageSpec(image=self.image),
+                                  log_path="app.log")
+        ccfg.linux.security_context.namespace_options.pid = pb.CONTAINER
+        t0 = time.perf_counter()
+        pod = rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg, runtime_handler=self.handler),
+                               timeout=120).pod_sandbox_id
+        t1 = time.perf_counter()
+        cid = rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pod, config=ccfg, sandbox_config=cfg),
+                                 timeout=120).container_id
+        t2 = time.perf_counter()
+        rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+        t3 = time.perf_counter()
+        self.steps.append((t1 - t0, t2 - t1, t3 - t2))
+        return t3 - t0, pod, cid
+
+    def stop_container(self, cid):
+        start = time.perf_counter()
+        self.client.runtime.StopContainer(self.pb.StopContainerRequest(container_id=cid, timeout=0), timeout=120)
+        return time.perf_counter() - start
+
+    def remove_pod(self, pod):
+        rt, pb = self.client.runtime, self.pb
+        rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod), timeout=120)
+        rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=120)
+
+    def pull(self, ref):
+        img = self.client.image
+        try:
+            img.RemoveImage(self.pb.RemoveImageRequest(image=self.pb.ImageSpec(image=ref)), timeout=60)
+        except Exception:  # noqa: BLE001 - not there yet
+            pass
+        start = time.perf_counter()
+        img.PullImage(self.pb.PullImageRequest(image=self.pb.ImageSpec(image=ref)), timeout=120)
+        return time.perf_counter() - start
+
+    def rss_mib(self):
+        for line in open(f"/proc/{self.daemon_pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def remove_all(self):
+        rt, pb = self.client.runtime, self.pb
+        for p in rt.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=60).items:
+            self.remove_pod(p.id)
+
+
+# --- the run -------------------------------------------------------------------------
+
+def measure(runtimes, iterations, warmup, pull_ref):
+    results = {r.name: {"pod_ready": [], "pod_ready_c4": [], "stop": [], "pull": []} for r in runtimes}
+    for i in range(warmup + iterations):
+        for r in runtimes:  # interleaved: A B C A B C ...
+            if i == warmup:
+                r.steps.clear()
+            t, pod, cid = r.pod_ready()
+            s = r.stop_container(cid)
+            r.remove_pod(pod)
+            if i >= warmup:
+                results[r.name]["pod_ready"].append(t)
+                results[r.name]["stop"].append(s)
+    for r in runtimes:  # where the sequential pod-ready time goes, p50 of each step
+        results[r.name]["pod_ready_steps_ms"] = {
+            step: pct([s[k] for s in r.steps], 50) * 1000
+            for k, step in enumerate(("RunPodSandbox", "CreateContainer", "StartContainer"))}
+    for i in range(warmup + max(1, iterations // 4)):
+        for r in runtimes:  # four pods at once
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                done = list(pool.map(lambda _: r.pod_ready(), range(4)))
+            for t, pod, cid in done:
+                r.remove_pod(pod)
+                if i >= warmup:
+                    results[r.name]["pod_ready_c4"].append(t)
+    for i in range(warmup + max(2, iterations // 3)):
+        for r in runtimes:
+            if r.name == "crun":
+                continue  # the same containerd as runc
+            t = r.pull(pull_ref)
+            if i >= warmup:
+                results[r.name]["pull"].append(t)
+    for r in runtimes:
+        results[r.name]["idle_rss_mib"] = r.rss_mib()
+    return results
+
+
+FIGURES = [
+    # key, title, statistic, unit, target ratio to containerd+runc (or None)
+    ("pod_ready", "pod ready, CNI bridge, sequential, p50", 50, "ms", 1 / 5),
+    ("pod_ready", "pod ready, CNI bridge, sequential, p99", 99, "ms", None),
+    ("pod_ready_c4", "pod ready at concurrency 4, p50", 50, "ms", 1 / 5),
+    ("stop", "StopContainer, timeout 0, p50", 50, "ms", 1 / 5),
+    ("idle_rss_mib", "daemon RSS after the run, no pods", None, "MiB", 1 / 2),
+    ("pull", "PullImage busybox from loopback, p50", 50, "ms", 1.0),
+]
+
+
+def table(results):
+    rows = ["| figure | crius | containerd+runc | containerd+crun | crius / runc | target |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    out = []
+    for key, title, p, unit, target in FIGURES:
+        vals = {}
+        for name in RUNTIMES:
+            v = results.get(name, {}).get(key)
+            if v is None or v == []:
+                vals[name] = None
+            elif p is None:
+                vals[name] = v
+            else:
+                vals[name] = pct(v, p) * 1000
+        ratio = vals["crius"] / vals["runc"] if vals["crius"] and vals["runc"] else None
+        fmt = lambda v: "-" if v is None else f"{v:.1f} {unit}"  # noqa: E731
+        rows.append(f"| {title} | {fmt(vals['crius'])} | {fmt(vals['runc'])} | {fmt(vals['crun'])} | "
+                    f"{'-' if ratio is None else f'{ratio:.2f}'} | "
+                    f"{'-' if target is None else f'≤ {target:.2g}'} |")
+        out.append({"figure": title, "unit": unit, **vals, "ratio": ratio, "target": target})
+    return "\n".join(rows), out
+
+
+def remove_cgroups():
+    """Whatever is left under /crius-bench (kubelet would remove the pod
+    cgroups it made), in every hierarchy, deepest first."""
+    bases = [Path("/sys/fs/cgroup")] + [p for p in Path("/sys/fs/cgroup").iterdir() if p.is_dir()]
+    for base in bases:
+        top = base / CGROUP_PARENT.strip("/")
+        if not top.is_dir():
+            continue
+        for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + [top]:
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--smoke", action="store_true", help="a few iterations, to show the driver works (CI)")
+    ap.add_argument("--iterations", type=int, default=None)
+    ap.add_argument("--out", default=None, help="JSON results (default: build/bench-results.json)")
+    args = ap.parse_args()
+    iterations = args.iterations or (3 if args.smoke else 30)
+    warmup = 1 if args.smoke else 3
+    out_path = Path(args.out) if args.out else BUILD / "bench-results.json"
+
+    work = Path(tempfile.mkdtemp(prefix="crius-bench-"))
+    # libcni's cache (containerd's results) has no other place: what of it
+    # this run makes is removed at the end.
+    cni_cache = [Path("/var/lib/cni"), Path("/var/lib/cni/results")]
+    made_cache = [p for p in cni_cache if not p.exists()]
+    ns, registry, crius, ctrd = Netns(prefix="crius-bench"), None, None, None
+    try:
+        ns.create()
+        registry = Registry(netns=ns).start()
+        busybox = oci.push(registry, oci.sleeper_image(), "bench/sleeper")
+        pause = oci.push(registry, oci.sleeper_image(), "bench/pause")
+        pull_image = oci.push(registry, oci.busybox_image(), "bench/busybox")
+        for name, bridge, subnet in (("crius", "cbr-crius", "10.201.0.0/16"), ("containerd", "cbr-ctrd",
+                                                                                "10.202.0.0/16")):
+            d = work / f"net-{name}"
+            d.mkdir()
+            (d / "10-bench.conflist").write_text(json.dumps({
+                "cniVersion": "1.0.0", "name": f"bench-{name}", "plugins": [
+                    {"type": "bridge", "bridge": bridge, "isGateway": True, "ipMasq": False,
+                     "ipam": {"type": "host-local", "dataDir": str(work / "ipam"),
+                              "ranges": [[{"subnet": subnet}]]}}]}))
+        (work / "crius").mkdir()
+        crius = Daemon(netns=ns, workdir=work / "crius", config=(
+            f'[registry]\ninsecure = ["{registry.host}"]\n'
+            f'[network]\ncni_conf_dir = "{work}/net-crius"\ncni_bin_dirs = ["/usr/lib/cni"]\n'))
+        crius.start()
+        (work / "containerd").mkdir()
+        ctrd = Containerd(work / "containerd", ns, registry, pause.ref, work / "net-containerd").start()
+        logs = work / "logs"
+        runtimes = [Runtime("crius", crius.client, "", crius.pid, busybox.ref, logs),
+                    Runtime("runc", ctrd.client, "runc", ctrd.pid, busybox.ref, logs),
+                    Runtime("crun", ctrd.client, "crun", ctrd.pid, busybox.ref, logs)]
+        for r in runtimes:
+            r.client.image.PullImage(r.pb.PullImageRequest(image=r.pb.ImageSpec(image=busybox.ref)), timeout=120)
+        results = measure(runtimes, iterations, warmup, pull_image.ref)
+        md, rows = table(results)
+        steps = "; ".join(f"{name}: " + ", ".join(f"{k} {v:.1f}" for k, v in results[name]["pod_ready_steps_ms"].items())
+                          for name in RUNTIMES)
+        when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        machine = f"{os.cpu_count()} cores, Linux {platform.release()}"
+        print(f"crius vs containerd 1.6, {when}, {machine}, {iterations} iterations"
+              f"{' (smoke)' if args.smoke else ''}\n\n{md}\n\npod ready by step, p50 ms: {steps}")
+        out_path.write_text(json.dumps({"when": when, "machine": machine, "iterations": iterations,
+                                        "smoke": args.smoke, "figures": rows, "raw": results}, indent=1))
+        print(f"\nJSON: {out_path}")
+    finally:
+        if crius is not None:
+            try:
+                Runtime("crius", crius.client, "", crius.pid, "", work).remove_all()
+            except Exception as e:  # noqa: BLE001 - keep cleaning
+                print(f"bench: crius cleanup: {e}", file=sys.stderr)
+            crius.stop(check=False)
+        if ctrd is not None:
+            try:
+                if ctrd.client:
+                    Runtime("runc", ctrd.client, "", ctrd.pid, "", work).remove_all()
+            except Exception as e:  # noqa: BLE001
+                print(f"bench: containerd cleanup: {e}", file=sys.stderr)
+            ctrd.stop()
+        if registry is not None:
+            registry.close()
+        ns.delete()
+        remove_cgroups()
+        for p in reversed(made_cache):
+            try:
+                p.rmdir()
+            except OSError:
+                pass
+        subprocess.run(["umount", "-R", str(work)], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
