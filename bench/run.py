@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -52,6 +53,62 @@ def pct(values, p):
     k = (len(values) - 1) * p / 100
     lo, hi = int(k), min(int(k) + 1, len(values) - 1)
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+# --- cgroups: where a runtime's processes are, and their CPU time ------------------
+
+V2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
+
+
+def cgroup_dir(controller, path):
+    """A cgroup's directory in the hierarchy of `controller` (the one tree on v2)."""
+    path = path.strip("/")
+    return Path("/sys/fs/cgroup") / path if V2 else Path("/sys/fs/cgroup") / controller / path
+
+
+def cpu_ns(path):
+    """CPU time of everything in the cgroup `path` and below, nanoseconds."""
+    d = cgroup_dir("cpuacct", path)
+    try:
+        if V2:
+            for line in open(d / "cpu.stat"):
+                if line.startswith("usage_usec "):
+                    return int(line.split()[1]) * 1000
+            return 0
+        return int((d / "cpuacct.usage").read_text())
+    except FileNotFoundError:
+        return 0
+
+
+def procs(path):
+    try:
+        return [int(p) for p in (cgroup_dir("memory", path) / "cgroup.procs").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def pss_kib(pid):
+    try:
+        for line in open(f"/proc/{pid}/smaps_rollup"):
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
+
+
+DAEMONS = "/crius-bench-daemons"
+
+
+def confine(pid, name):
+    """Puts a daemon (before it has children) in a cgroup of its own, so its
+    CPU time and that of what it starts (CNI plugins, shims) can be read."""
+    path = f"{DAEMONS}/{name}"
+    for controller in (("",) if V2 else ("cpuacct", "memory")):
+        d = cgroup_dir(controller, path)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "cgroup.procs").write_text(str(pid))
+    return path
 
 
 # --- containerd from Debian's .debs ----------------------------------------------
@@ -158,22 +215,28 @@ state = "{workdir}/state"
 # --- one CRI endpoint under test ---------------------------------------------------
 
 class Runtime:
-    def __init__(self, name, client, handler, daemon_pid, image, logs):
+    def __init__(self, name, client, handler, daemon_pid, image, logs, daemon_cgroup=None):
         self.name, self.client, self.handler = name, client, handler
         self.pb = client.pb
         self.daemon_pid = daemon_pid
+        self.daemon_cgroup = daemon_cgroup
+        self.pod_cgroups = {}  # pod id -> its cgroup_parent
         self.image = image
         self.logs = logs
         self.n = 0
+        self.lock = threading.Lock()  # pod_ready runs on four threads at once
         self.steps = []  # (RunPodSandbox, CreateContainer, StartContainer) seconds, sequential runs
 
-    def pod_ready(self):
-        """RunPodSandbox → CreateContainer → StartContainer: seconds, and the ids."""
+    def pod_ready(self, containers=1):
+        """RunPodSandbox → CreateContainer → StartContainer: seconds, and the ids
+        (the last container's, when there are more)."""
         pb, rt = self.pb, self.client.runtime
-        self.n += 1
-        uid = f"{self.name}-{os.getpid()}-{self.n}"
-        cfg = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name=f"b{self.n}", namespace="bench", uid=uid),
-                                  hostname=f"b{self.n}", log_directory=str(self.logs / uid))
+        with self.lock:
+            self.n += 1
+            n = self.n
+        uid = f"{self.name}-{os.getpid()}-{n}"
+        cfg = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name=f"b{n}", namespace="bench", uid=uid),
+                                  hostname=f"b{n}", log_directory=str(self.logs / uid))
         cfg.linux.cgroup_parent = f"{CGROUP_PARENT}/pod{uid}"
         cfg.linux.security_context.namespace_options.pid = pb.CONTAINER
         ccfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="app"), image=pb.ImageSpec(image=self.image),
@@ -183,13 +246,29 @@ class Runtime:
         pod = rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg, runtime_handler=self.handler),
                                timeout=120).pod_sandbox_id
         t1 = time.perf_counter()
+        self.pod_cgroups[pod] = cfg.linux.cgroup_parent
         cid = rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pod, config=ccfg, sandbox_config=cfg),
                                  timeout=120).container_id
         t2 = time.perf_counter()
         rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
         t3 = time.perf_counter()
         self.steps.append((t1 - t0, t2 - t1, t3 - t2))
+        for k in range(1, containers):
+            ccfg.metadata.name = f"app{k}"
+            ccfg.log_path = f"app{k}.log"
+            more = rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pod, config=ccfg, sandbox_config=cfg),
+                                      timeout=120).container_id
+            rt.StartContainer(pb.StartContainerRequest(container_id=more), timeout=120)
         return t3 - t0, pod, cid
+
+    def pod_processes(self):
+        """The processes the runtime runs for its pods: in the pod's sandbox
+        leaf (crius's monitor; containerd's pause) and in the daemon's cgroup
+        but the daemon (containerd's shims)."""
+        pids = [p for p in procs(self.daemon_cgroup) if p != self.daemon_pid] if self.daemon_cgroup else []
+        for pod, parent in self.pod_cgroups.items():
+            pids += procs(f"{parent}/{pod}")
+        return pids
 
     def stop_container(self, cid):
         start = time.perf_counter()
@@ -197,9 +276,12 @@ class Runtime:
         return time.perf_counter() - start
 
     def remove_pod(self, pod):
+        """Stops and removes it: the CPU time its cgroup used, nanoseconds."""
         rt, pb = self.client.runtime, self.pb
+        used = cpu_ns(self.pod_cgroups.pop(pod, "/nonexistent"))
         rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod), timeout=120)
         rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=120)
+        return used
 
     def pull(self, ref):
         img = self.client.image
@@ -222,21 +304,59 @@ class Runtime:
         for p in rt.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=60).items:
             self.remove_pod(p.id)
 
+    def timed(self, call, request, n):
+        out = []
+        for _ in range(n):
+            start = time.perf_counter()
+            call(request, timeout=120)
+            out.append(time.perf_counter() - start)
+        return out
+
 
 # --- the run -------------------------------------------------------------------------
 
-def measure(runtimes, iterations, warmup, pull_ref):
-    results = {r.name: {"pod_ready": [], "pod_ready_c4": [], "stop": [], "pull": []} for r in runtimes}
+def memory_per_pod(r, n):
+    """n running pods of one container: PSS of the processes the runtime runs
+    per pod, and the daemon's growth, each per pod, MiB."""
+    before = r.rss_mib()
+    pods = [r.pod_ready()[1] for _ in range(n)]
+    time.sleep(1)
+    pss = sum(pss_kib(p) for p in r.pod_processes()) / 1024
+    growth = r.rss_mib() - before
+    for pod in pods:
+        r.remove_pod(pod)
+    return pss / n, growth / n
+
+
+def list_latency(r, pods, per_pod, calls):
+    """ListContainers, ListPodSandbox, ListContainerStats with pods × per_pod
+    running containers: seconds per call."""
+    made = [r.pod_ready(containers=per_pod)[1] for _ in range(pods)]
+    rt, pb = r.client.runtime, r.pb
+    out = {"list_containers": r.timed(rt.ListContainers, pb.ListContainersRequest(), calls),
+           "list_pods": r.timed(rt.ListPodSandbox, pb.ListPodSandboxRequest(), calls),
+           "list_stats": r.timed(rt.ListContainerStats, pb.ListContainerStatsRequest(), calls)}
+    for pod in made:
+        r.remove_pod(pod)
+    return out
+
+
+def measure(runtimes, iterations, warmup, pull_ref, smoke):
+    results = {r.name: {"pod_ready": [], "pod_ready_c4": [], "stop": [], "pull": [], "cpu_ms": []}
+               for r in runtimes}
     for i in range(warmup + iterations):
         for r in runtimes:  # interleaved: A B C A B C ...
             if i == warmup:
                 r.steps.clear()
+            daemon_cpu = cpu_ns(r.daemon_cgroup)
             t, pod, cid = r.pod_ready()
             s = r.stop_container(cid)
-            r.remove_pod(pod)
+            pod_cpu = r.remove_pod(pod)
+            cycle_cpu = cpu_ns(r.daemon_cgroup) - daemon_cpu + pod_cpu
             if i >= warmup:
                 results[r.name]["pod_ready"].append(t)
                 results[r.name]["stop"].append(s)
+                results[r.name]["cpu_ms"].append(cycle_cpu / 1e6)
     for r in runtimes:  # where the sequential pod-ready time goes, p50 of each step
         results[r.name]["pod_ready_steps_ms"] = {
             step: pct([s[k] for s in r.steps], 50) * 1000
@@ -258,6 +378,16 @@ def measure(runtimes, iterations, warmup, pull_ref):
                 results[r.name]["pull"].append(t)
     for r in runtimes:
         results[r.name]["idle_rss_mib"] = r.rss_mib()
+    for n in ((2, 4) if smoke else (20, 50)):
+        for r in runtimes:
+            pss, growth = memory_per_pod(r, n)
+            results[r.name][f"pod_pss_mib_{n}"] = pss
+            results[r.name][f"daemon_growth_mib_{n}"] = growth
+    shape = (2, 5, 3) if smoke else (50, 20, 20)  # pods, containers each, calls
+    for r in runtimes:
+        for key, values in list_latency(r, *shape).items():
+            results[r.name][key] = values
+    results["shape"] = {"memory_pods": (2, 4) if smoke else (20, 50), "list": shape}
     return results
 
 
@@ -267,7 +397,14 @@ FIGURES = [
     ("pod_ready", "pod ready, CNI bridge, sequential, p99", 99, "ms", None),
     ("pod_ready_c4", "pod ready at concurrency 4, p50", 50, "ms", 1 / 5),
     ("stop", "StopContainer, timeout 0, p50", 50, "ms", 1 / 5),
-    ("idle_rss_mib", "daemon RSS after the run, no pods", None, "MiB", 1 / 2),
+    ("cpu_ms", "CPU per pod cycle (daemon, its children, the pod's cgroup), p50", 50, "ms", 1 / 5),
+    ("idle_rss_mib", "daemon RSS after the pod cycles, no pods", None, "MiB", 1 / 2),
+    ("pod_pss_mib_{m0}", "PSS per pod of monitor, or shim + pause, at {m0} pods", None, "MiB", 1 / 5),
+    ("pod_pss_mib_{m1}", "PSS per pod of monitor, or shim + pause, at {m1} pods", None, "MiB", 1 / 5),
+    ("daemon_growth_mib_{m1}", "daemon RSS growth per pod at {m1} pods", None, "MiB", None),
+    ("list_containers", "ListContainers, {n} running containers in {p} pods, p50", 50, "ms", 1 / 2),
+    ("list_pods", "ListPodSandbox, {n} running containers in {p} pods, p50", 50, "ms", None),
+    ("list_stats", "ListContainerStats, {n} running containers in {p} pods, p50", 50, "ms", 1 / 10),
     ("pull", "PullImage busybox from loopback, p50", 50, "ms", 1.0),
 ]
 
@@ -276,7 +413,12 @@ def table(results):
     rows = ["| figure | crius | containerd+runc | containerd+crun | crius / runc | target |",
             "| --- | --- | --- | --- | --- | --- |"]
     out = []
+    m0, m1 = results["shape"]["memory_pods"]
+    p, per, _ = results["shape"]["list"]
+    names = dict(m0=m0, m1=m1, n=p * per, p=p)
     for key, title, p, unit, target in FIGURES:
+        key, title = key.format(**names), title.format(**names)
+        cpu_or_ms = unit == "ms" and key == "cpu_ms"
         vals = {}
         for name in RUNTIMES:
             v = results.get(name, {}).get(key)
@@ -284,6 +426,8 @@ def table(results):
                 vals[name] = None
             elif p is None:
                 vals[name] = v
+            elif cpu_or_ms:
+                vals[name] = pct(v, p)  # already ms
             else:
                 vals[name] = pct(v, p) * 1000
         ratio = vals["crius"] / vals["runc"] if vals["crius"] and vals["runc"] else None
@@ -297,10 +441,11 @@ def table(results):
 
 def remove_cgroups():
     """Whatever is left under /crius-bench (kubelet would remove the pod
-    cgroups it made), in every hierarchy, deepest first."""
+    cgroups it made) and the daemons' cgroups, in every hierarchy, deepest
+    first."""
     bases = [Path("/sys/fs/cgroup")] + [p for p in Path("/sys/fs/cgroup").iterdir() if p.is_dir()]
-    for base in bases:
-        top = base / CGROUP_PARENT.strip("/")
+    for base, name in ((b, n) for b in bases for n in (CGROUP_PARENT, DAEMONS)):
+        top = base / name.strip("/")
         if not top.is_dir():
             continue
         for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + [top]:
@@ -349,12 +494,13 @@ def main():
         (work / "containerd").mkdir()
         ctrd = Containerd(work / "containerd", ns, registry, pause.ref, work / "net-containerd").start()
         logs = work / "logs"
-        runtimes = [Runtime("crius", crius.client, "", crius.pid, busybox.ref, logs),
-                    Runtime("runc", ctrd.client, "runc", ctrd.pid, busybox.ref, logs),
-                    Runtime("crun", ctrd.client, "crun", ctrd.pid, busybox.ref, logs)]
+        crius_cg, ctrd_cg = confine(crius.pid, "crius"), confine(ctrd.pid, "containerd")
+        runtimes = [Runtime("crius", crius.client, "", crius.pid, busybox.ref, logs, crius_cg),
+                    Runtime("runc", ctrd.client, "runc", ctrd.pid, busybox.ref, logs, ctrd_cg),
+                    Runtime("crun", ctrd.client, "crun", ctrd.pid, busybox.ref, logs, ctrd_cg)]
         for r in runtimes:
             r.client.image.PullImage(r.pb.PullImageRequest(image=r.pb.ImageSpec(image=busybox.ref)), timeout=120)
-        results = measure(runtimes, iterations, warmup, pull_image.ref)
+        results = measure(runtimes, iterations, warmup, pull_image.ref, args.smoke)
         md, rows = table(results)
         steps = "; ".join(f"{name}: " + ", ".join(f"{k} {v:.1f}" for k, v in results[name]["pod_ready_steps_ms"].items())
                           for name in RUNTIMES)

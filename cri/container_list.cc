@@ -37,7 +37,10 @@ void ForEachContainer(Runtime& rt, const v1::ContainerFilter& filter, Emit&& emi
   std::vector<std::shared_ptr<Container>> all = rt.containers().All();
   std::set<std::string> pods;
   for (const auto& c : all) {
-    if ((c->state == kContainerRunning || c->state == kContainerCreated) && pods.insert(c->pod_id).second) {
+    // A watched monitor tells of each exit as it happens: only the others
+    // are asked (a watch lost since is asked again).
+    if ((c->state == kContainerRunning || c->state == kContainerCreated) && pods.insert(c->pod_id).second &&
+        !rt.watch().Watching(c->pod_id)) {
       if (std::shared_ptr<Pod> pod = rt.pods().Get(c->pod_id)) RefreshContainers(rt, *pod);
     }
   }

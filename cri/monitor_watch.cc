@@ -51,6 +51,12 @@ void MonitorWatch::Watch(const std::string& pod_id, const std::string& dir) {
     return;
   }
   conns_[fd] = {pod_id, std::move(*conn)};
+  watched_.insert(pod_id);
+}
+
+bool MonitorWatch::Watching(const std::string& pod_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return watched_.count(pod_id) != 0;
 }
 
 void MonitorWatch::Run() {
@@ -75,6 +81,7 @@ void MonitorWatch::Run() {
         crius::monitor::Response told;
         if (!sandbox::ReceiveMessage(fd, &told).ok()) {  // the monitor exited or shut down
           ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+          watched_.erase(pod_id);
           conns_.erase(it);
           gone = true;
         }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -26,6 +27,9 @@ class MonitorWatch {
   // Starts watching the pod's monitor (the thread on first use). A monitor
   // that cannot be watched is logged: its exits are still found by lists.
   void Watch(const std::string& pod_id, const std::string& dir);
+  // Whether the pod's monitor is watched now: its containers' exits reach
+  // the table as they happen, and lists need not ask it.
+  bool Watching(const std::string& pod_id);
 
  private:
   void Run();
@@ -35,6 +39,7 @@ class MonitorWatch {
   UniqueFd epoll_;
   UniqueFd wake_;  // eventfd: stop
   std::map<int, std::pair<std::string, UniqueFd>> conns_;  // fd -> pod id, connection
+  std::set<std::string> watched_;                           // their pod ids
   std::thread thread_;
 };
 

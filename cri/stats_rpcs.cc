@@ -37,7 +37,7 @@ void ForEachContainer(Runtime& rt, const v1::ContainerStatsFilter& f, Emit&& emi
         !HasLabels(c->config.labels(), f.label_selector())) {
       continue;
     }
-    if (c->state == kContainerRunning && pods.insert(c->pod_id).second) {
+    if (c->state == kContainerRunning && pods.insert(c->pod_id).second && !rt.watch().Watching(c->pod_id)) {
       if (std::shared_ptr<Pod> pod = rt.pods().Get(c->pod_id)) RefreshContainers(rt, *pod);
     }
     selected.push_back(c);
