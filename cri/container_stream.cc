@@ -27,13 +27,7 @@ namespace {
 class ExecIo : public stream::Io {
  public:
   explicit ExecIo(ExecChild child) : child_(std::move(child)) {}
-  absl::StatusOr<int> Finish() override {
-    std::string report;
-    char buf[4096];
-    ::fcntl(child_.report_r.get(), F_SETFL, O_NONBLOCK);
-    for (ssize_t n; (n = ::read(child_.report_r.get(), buf, sizeof buf)) > 0;) report.append(buf, n);
-    return child_.Reap(report);
-  }
+  absl::StatusOr<int> Finish() override { return child_.Reap(child_.ReadReport()); }
   UniqueFd tty;  // a copy of the terminal's master, for the window size
 
  private:
@@ -195,13 +189,14 @@ absl::Status ContainerExec(Runtime& rt, const v1::ExecRequest& req, v1::ExecResp
   CRIUS_RETURN_IF_ERROR(CheckStdio(req.stdin(), req.stdout(), req.stderr(), req.tty()));
   CRIUS_RETURN_IF_ERROR(CheckRunning(*c, "exec"));
   if (rt.streaming() == nullptr) return absl::UnavailableError("the streaming server is not running");
-  stream::Request r{.kind = stream::Request::Kind::kExec,
-                    .container_id = c->id,
-                    .cmd = {req.cmd().begin(), req.cmd().end()},
-                    .tty = req.tty(),
-                    .stdin = req.stdin(),
-                    .stdout = req.stdout(),
-                    .stderr = req.stderr()};
+  stream::Request r;
+  r.kind = stream::Request::Kind::kExec;
+  r.container_id = c->id;
+  r.cmd.assign(req.cmd().begin(), req.cmd().end());
+  r.tty = req.tty();
+  r.stdin = req.stdin();
+  r.stdout = req.stdout();
+  r.stderr = req.stderr();
   CRIUS_ASSIGN_OR_RETURN(std::string url, rt.streaming()->Url(std::move(r)));
   resp->set_url(url);
   return absl::OkStatus();
@@ -218,12 +213,13 @@ absl::Status ContainerAttach(Runtime& rt, const v1::AttachRequest& req, v1::Atta
   }
   CRIUS_RETURN_IF_ERROR(CheckRunning(*c, "attach"));
   if (rt.streaming() == nullptr) return absl::UnavailableError("the streaming server is not running");
-  stream::Request r{.kind = stream::Request::Kind::kAttach,
-                    .container_id = c->id,
-                    .tty = c->config.tty(),
-                    .stdin = req.stdin(),
-                    .stdout = req.stdout(),
-                    .stderr = req.stderr() && !c->config.tty()};
+  stream::Request r;
+  r.kind = stream::Request::Kind::kAttach;
+  r.container_id = c->id;
+  r.tty = c->config.tty();
+  r.stdin = req.stdin();
+  r.stdout = req.stdout();
+  r.stderr = req.stderr() && !c->config.tty();
   CRIUS_ASSIGN_OR_RETURN(std::string url, rt.streaming()->Url(std::move(r)));
   resp->set_url(url);
   return absl::OkStatus();
@@ -243,9 +239,10 @@ absl::Status PodPortForward(Runtime& rt, const v1::PortForwardRequest& req, v1::
         absl::StrCat("pod sandbox ", pod->id, " is not ready (", pod->state, "): nothing to forward to"));
   }
   if (rt.streaming() == nullptr) return absl::UnavailableError("the streaming server is not running");
-  stream::Request r{.kind = stream::Request::Kind::kPortForward,
-                    .pod_id = pod->id,
-                    .ports = {req.port().begin(), req.port().end()}};
+  stream::Request r;
+  r.kind = stream::Request::Kind::kPortForward;
+  r.pod_id = pod->id;
+  r.ports.assign(req.port().begin(), req.port().end());
   CRIUS_ASSIGN_OR_RETURN(std::string url, rt.streaming()->Url(std::move(r)));
   resp->set_url(url);
   return absl::OkStatus();

@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "common/status.h"
 #include "common/unique_fd.h"
+#include "sandbox/monitor_wire.h"
 
 namespace crius::cri {
 namespace {
@@ -54,6 +55,14 @@ int Wait(pid_t pid) {
 
 ExecChild::~ExecChild() {
   if (pid > 0) (void)Reap("", true);
+}
+
+std::string ExecChild::ReadReport() {
+  std::string report;
+  char buf[4096];
+  ::fcntl(report_r.get(), F_SETFL, O_NONBLOCK);
+  for (ssize_t n; (n = ::read(report_r.get(), buf, sizeof buf)) > 0;) report.append(buf, static_cast<size_t>(n));
+  return report;
 }
 
 absl::StatusOr<int> ExecChild::Reap(const std::string& report, bool kill) {
@@ -133,31 +142,14 @@ absl::StatusOr<ExecChild> SpawnExec(const std::string& monitor_binary, const std
     console_theirs.reset();
     struct timeval tv = {10, 0};
     ::setsockopt(console_ours.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    char byte;
-    struct iovec iov = {&byte, 1};
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-    struct msghdr mh = {};
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = control;
-    mh.msg_controllen = sizeof control;
-    ssize_t n;
-    do {
-      n = ::recvmsg(console_ours.get(), &mh, MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
-    struct cmsghdr* c = n > 0 ? CMSG_FIRSTHDR(&mh) : nullptr;
-    if (c == nullptr || c->cmsg_type != SCM_RIGHTS) {
-      std::string report;
-      char buf[4096];
-      ::fcntl(child.report_r.get(), F_SETFL, O_NONBLOCK);
-      for (ssize_t r; (r = ::read(child.report_r.get(), buf, sizeof buf)) > 0;) report.append(buf, r);
+    absl::StatusOr<UniqueFd> master = sandbox::ReceiveFd(console_ours.get());
+    if (!master.ok()) {
+      std::string report = child.ReadReport();
       absl::StatusOr<int> code = child.Reap(report.empty() ? "Eno terminal came from the exec helper" : report, true);
       return code.status();
     }
-    int master;
-    std::memcpy(&master, CMSG_DATA(c), sizeof master);
-    child.stdout_r.reset(master);
-    child.stdin_w.reset(::fcntl(master, F_DUPFD_CLOEXEC, 0));
+    child.stdout_r = std::move(*master);
+    child.stdin_w.reset(::fcntl(child.stdout_r.get(), F_DUPFD_CLOEXEC, 0));
     if (!child.stdin_w) return ErrnoError(errno, "dup the terminal");
   }
   return child;

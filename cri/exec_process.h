@@ -53,6 +53,8 @@ struct ExecChild {
         stdout_r(std::move(o.stdout_r)), stderr_r(std::move(o.stderr_r)), report_r(std::move(o.report_r)) {}
   ExecChild& operator=(ExecChild&&) = delete;
   ~ExecChild();
+  // What the report pipe holds now ("" when the command started).
+  std::string ReadReport();
   // Waits for it (it has exited, or is killed now when `kill`) and turns
   // its status and `report` into the command's exit code or the error.
   absl::StatusOr<int> Reap(const std::string& report, bool kill = false);

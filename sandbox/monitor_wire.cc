@@ -31,16 +31,11 @@ absl::StatusOr<std::unique_ptr<SocketPath>> MonitorSocketPath(const std::string&
   return p;
 }
 
-absl::Status SendMessage(int fd, const google::protobuf::MessageLite& msg, const std::vector<int>& fds) {
-  // A leading version byte: the packet is never empty (an empty packet reads
-  // like a closed socket), and a future format can be told apart.
-  std::string bytes(1, kWireVersion);
-  if (!msg.AppendToString(&bytes)) return absl::InternalError("serialize monitor message");
-  if (bytes.size() > kMaxPacket) {
-    return absl::InvalidArgumentError(absl::StrCat("monitor message of ", bytes.size(),
-                                                   " bytes is larger than ", kMaxPacket));
-  }
-  struct iovec iov = {bytes.data(), bytes.size()};
+namespace {
+
+// One sendmsg of `data` with `fds` (SCM_RIGHTS); -1 and errno on failure.
+ssize_t SendPacket(int sock, const char* data, size_t size, const std::vector<int>& fds) {
+  struct iovec iov = {const_cast<char*>(data), size};
   struct msghdr mh = {};
   mh.msg_iov = &iov;
   mh.msg_iovlen = 1;
@@ -57,9 +52,51 @@ absl::Status SendMessage(int fd, const google::protobuf::MessageLite& msg, const
   }
   ssize_t n;
   do {
-    n = ::sendmsg(fd, &mh, MSG_NOSIGNAL);
+    n = ::sendmsg(sock, &mh, MSG_NOSIGNAL);
   } while (n < 0 && errno == EINTR);
-  if (n < 0) return ErrnoError(errno, "send to monitor socket");
+  return n;
+}
+
+// One recvmsg into `buf`; descriptors that came with it are kept in `fds`
+// if given, else closed. -1 and errno on failure.
+ssize_t ReceivePacket(int sock, char* buf, size_t size, int flags, std::vector<UniqueFd>* fds) {
+  struct iovec iov = {buf, size};
+  struct msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof control;
+  ssize_t n;
+  do {
+    n = ::recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return n;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int got;
+      std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+      UniqueFd owned(got);
+      if (fds != nullptr) fds->push_back(std::move(owned));
+    }
+  }
+  return n;
+}
+
+}  // namespace
+
+absl::Status SendMessage(int fd, const google::protobuf::MessageLite& msg, const std::vector<int>& fds) {
+  // A leading version byte: the packet is never empty (an empty packet reads
+  // like a closed socket), and a future format can be told apart.
+  std::string bytes(1, kWireVersion);
+  if (!msg.AppendToString(&bytes)) return absl::InternalError("serialize monitor message");
+  if (bytes.size() > kMaxPacket) {
+    return absl::InvalidArgumentError(absl::StrCat("monitor message of ", bytes.size(),
+                                                   " bytes is larger than ", kMaxPacket));
+  }
+  if (SendPacket(fd, bytes.data(), bytes.size(), fds) < 0) return ErrnoError(errno, "send to monitor socket");
   return absl::OkStatus();
 }
 
@@ -71,28 +108,8 @@ absl::Status ReceiveMessage(int fd, google::protobuf::MessageLite* msg, std::vec
   } while (size < 0 && errno == EINTR);
   if (size < 0) return ErrnoError(errno, "receive from monitor socket");
   std::vector<char> buf(std::max<size_t>(static_cast<size_t>(size), 1));
-  struct iovec iov = {buf.data(), buf.size()};
-  struct msghdr mh = {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
-  mh.msg_control = control;
-  mh.msg_controllen = sizeof control;
-  ssize_t n;
-  do {
-    n = ::recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
+  ssize_t n = ReceivePacket(fd, buf.data(), buf.size(), 0, fds);
   if (n < 0) return ErrnoError(errno, "receive from monitor socket");
-  for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < count; ++i) {
-      int got;
-      std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
-      UniqueFd owned(got);
-      if (fds != nullptr) fds->push_back(std::move(owned));
-    }
-  }
   if (n == 0) return absl::NotFoundError("the monitor socket was closed");
   if (buf[0] != kWireVersion) {
     return absl::DataLossError(absl::StrCat("monitor message of unknown version ", int{buf[0]}));
@@ -101,6 +118,20 @@ absl::Status ReceiveMessage(int fd, google::protobuf::MessageLite* msg, std::vec
     return absl::DataLossError("unparsable monitor message");
   }
   return absl::OkStatus();
+}
+
+absl::Status SendFd(int sock, int fd) {
+  if (SendPacket(sock, "f", 1, {fd}) != 1) return ErrnoError(errno, "send a descriptor");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<UniqueFd> ReceiveFd(int sock, int flags) {
+  char byte;
+  std::vector<UniqueFd> fds;
+  ssize_t n = ReceivePacket(sock, &byte, 1, flags, &fds);
+  if (n < 0) return ErrnoError(errno, "receive a descriptor");
+  if (fds.empty()) return absl::NotFoundError("no descriptor came (the sender closed the socket)");
+  return std::move(fds[0]);
 }
 
 }  // namespace crius::sandbox

@@ -34,4 +34,11 @@ absl::Status SendMessage(int fd, const google::protobuf::MessageLite& msg, const
 // Descriptors that came with it are kept in `fds` if given, else closed.
 absl::Status ReceiveMessage(int fd, google::protobuf::MessageLite* msg, std::vector<UniqueFd>* fds = nullptr);
 
+// One descriptor with a one-byte packet (SCM_RIGHTS), and its receipt:
+// how a terminal's master made in a container reaches the monitor or criusd.
+absl::Status SendFd(int sock, int fd);
+// NotFound when the peer closed the socket without sending one; `flags` go
+// to recvmsg (MSG_DONTWAIT).
+absl::StatusOr<UniqueFd> ReceiveFd(int sock, int flags = 0);
+
 }  // namespace crius::sandbox

@@ -34,6 +34,7 @@
 #include "absl/strings/str_split.h"
 #include "common/unique_fd.h"
 #include "sandbox/userns.h"
+#include "sandbox/monitor_wire.h"
 
 namespace crius::monitor {
 namespace {
@@ -622,25 +623,11 @@ int OpenTerminal(int console, std::string* error) {
     ::close(master);
     return -1;
   }
-  char byte = 't';
-  struct iovec iov = {&byte, 1};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr mh = {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control;
-  mh.msg_controllen = sizeof control;
-  struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &master, sizeof master);
-  ssize_t sent = ::sendmsg(console, &mh, MSG_NOSIGNAL);
-  int err = errno;
+  absl::Status sent = sandbox::SendFd(console, master);
   ::close(master);
   ::close(console);
-  if (sent != 1) {
-    *error = absl::StrCat("send the terminal: ", std::strerror(err));
+  if (!sent.ok()) {
+    *error = absl::StrCat("send the terminal: ", sent.message());
     ::close(slave);
     return -1;
   }

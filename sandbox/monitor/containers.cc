@@ -61,27 +61,6 @@ absl::Status FromChild(const std::string& report) {
   return absl::Status(code, report.substr(1));
 }
 
-absl::StatusOr<UniqueFd> ReceiveTerminal(int console) {
-  char byte;
-  struct iovec iov = {&byte, 1};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  struct msghdr mh = {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control;
-  mh.msg_controllen = sizeof control;
-  ssize_t n;
-  do {
-    n = ::recvmsg(console, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  struct cmsghdr* c = n > 0 ? CMSG_FIRSTHDR(&mh) : nullptr;
-  if (c == nullptr || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
-    return absl::InternalError("the container's terminal did not come from its init");
-  }
-  int fd;
-  std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-  return UniqueFd(fd);
-}
 
 }  // namespace
 
@@ -196,11 +175,11 @@ absl::Status Monitor::Create(const ContainerSpec& spec, ContainerState* state) {
   if (console_ours) {
     // Sent before "R". The terminal's output is the container's stdout;
     // the pipe stays unused.
-    absl::StatusOr<UniqueFd> master = ReceiveTerminal(console_ours.get());
+    absl::StatusOr<UniqueFd> master = sandbox::ReceiveFd(console_ours.get(), MSG_DONTWAIT);
     if (!master.ok()) {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, nullptr, 0);
-      return master.status();
+      return Annotate(master.status(), "the container's terminal from its init");
     }
     c->out[0] = std::move(*master);
   }
