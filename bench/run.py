@@ -391,6 +391,56 @@ def measure(runtimes, iterations, warmup, pull_ref, smoke):
     return results
 
 
+def log_time_ns(line):
+    """The CRI log timestamp of a line ("2026-11-23T22:52:16.463840444Z stdout F ...")."""
+    stamp = line.split(" ", 1)[0].rstrip("Z")
+    whole, _, frac = stamp.partition(".")
+    secs = datetime.datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc).timestamp()
+    return int(secs) * 1_000_000_000 + int((frac + "000000000")[:9])
+
+
+def guest_first_line(r, flavour, image, n, warmup):
+    """Unikernel pods: RunPodSandbox → the guest's first console line (its
+    timestamp in the CRI log), seconds; and the tender's PSS, MiB."""
+    pb, rt = r.pb, r.client.runtime
+    times, pss = [], []
+    for i in range(warmup + n):
+        uid = f"uk-{flavour}-{os.getpid()}-{i}"
+        logs = r.logs / uid
+        cfg = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name=f"uk{i}", namespace="bench", uid=uid),
+                                  hostname=f"uk{i}", log_directory=str(logs))
+        cfg.linux.cgroup_parent = f"{CGROUP_PARENT}/pod{uid}"
+        ccfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="guest"), image=pb.ImageSpec(image=image),
+                                  log_path="guest.log")
+        ccfg.linux.resources.memory_limit_in_bytes = 64 << 20
+        t0 = time.time_ns()
+        pod = rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg, runtime_handler=f"crius-{flavour}"),
+                               timeout=120).pod_sandbox_id
+        r.pod_cgroups[pod] = cfg.linux.cgroup_parent
+        cid = rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pod, config=ccfg, sandbox_config=cfg),
+                                 timeout=120).container_id
+        rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+        deadline = time.monotonic() + 30
+        first = None
+        while first is None and time.monotonic() < deadline:
+            try:
+                line = (logs / "guest.log").read_text().split("\n", 1)[0]
+                first = log_time_ns(line) if " stdout " in line else None
+            except (FileNotFoundError, ValueError):
+                pass
+            if first is None:
+                time.sleep(0.001)
+        if first is None:
+            raise RuntimeError(f"crius-{flavour}: no console line from the guest in 30 s")
+        if i >= warmup:
+            times.append((first - t0) / 1e9)
+            info = json.loads(rt.ContainerStatus(pb.ContainerStatusRequest(container_id=cid, verbose=True),
+                                                 timeout=60).info["info"])
+            pss.append(pss_kib(info["pid"]) / 1024)
+        r.remove_pod(pod)
+    return times, pss
+
+
 FIGURES = [
     # key, title, statistic, unit, target ratio to containerd+runc (or None)
     ("pod_ready", "pod ready, CNI bridge, sequential, p50", 50, "ms", 1 / 5),
@@ -502,6 +552,25 @@ def main():
             r.client.image.PullImage(r.pb.PullImageRequest(image=r.pb.ImageSpec(image=busybox.ref)), timeout=120)
         results = measure(runtimes, iterations, warmup, pull_image.ref, args.smoke)
         md, rows = table(results)
+        # Unikernel pods: no containerd equivalent; absolute figures beside
+        # containerd+runc's pod ready.
+        uk_rows = ["| unikernel pod (crius only) | RunPodSandbox → first console line, p50 | p99 | "
+                   "tender PSS per pod |", "| --- | --- | --- | --- |"]
+        runc_ready = pct(results["runc"]["pod_ready"], 50) * 1000
+        for flavour in ("spt", "hvt"):
+            elf = (BUILD / "unikernel" / "guests" / f"sleeper.{flavour}").read_bytes()
+            ref = oci.push(registry, oci.unikernel_image("sleeper", elf, flavour), f"bench/sleeper-{flavour}").ref
+            crius.client.image.PullImage(crius.pb.PullImageRequest(image=crius.pb.ImageSpec(image=ref)), timeout=120)
+            times, pss = guest_first_line(runtimes[0], flavour, ref, 3 if args.smoke else 50, warmup)
+            results["crius"][f"first_line_{flavour}"] = times
+            results["crius"][f"tender_pss_mib_{flavour}"] = pss
+            uk_rows.append(f"| crius-{flavour} | {pct(times, 50) * 1000:.1f} ms | {pct(times, 99) * 1000:.1f} ms | "
+                           f"{pct(pss, 50):.2f} MiB |")
+            rows.append({"figure": f"crius-{flavour}: RunPodSandbox to first console line, p50", "unit": "ms",
+                         "crius": pct(times, 50) * 1000, "runc": runc_ready, "crun": None, "ratio": None,
+                         "target": None})
+        uk_rows.append(f"| containerd+runc pod ready, p50 (for scale) | {runc_ready:.1f} ms | - | - |")
+        md = md + "\n\n" + "\n".join(uk_rows)
         steps = "; ".join(f"{name}: " + ", ".join(f"{k} {v:.1f}" for k, v in results[name]["pod_ready_steps_ms"].items())
                           for name in RUNTIMES)
         when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

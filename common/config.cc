@@ -29,6 +29,7 @@ struct Key {
 
 using StringField = std::string& (*)(Config&);
 using StringListField = std::vector<std::string>& (*)(Config&);
+using IntField = int64_t& (*)(Config&);
 using StringListMapField = std::map<std::string, std::vector<std::string>>& (*)(Config&);
 
 const char* TypeName(const toml::node& node) {
@@ -69,6 +70,23 @@ Key StringKey(std::string path, std::string help, StringField field,
         std::find(choices.begin(), choices.end(), *v) == choices.end()) {
       return absl::InvalidArgumentError(
           absl::StrCat("\"", *v, "\" is not one of ", absl::StrJoin(choices, ", ")));
+    }
+    field(c) = *v;
+    return absl::OkStatus();
+  };
+  k.put = [field, path](const Config& c, toml::table& t) {
+    PutAt(t, path, field(const_cast<Config&>(c)));
+  };
+  return k;
+}
+
+Key IntKey(std::string path, std::string help, IntField field, int64_t min, int64_t max) {
+  Key k{path, help, nullptr, nullptr};
+  k.set = [field, min, max](Config& c, const toml::node& n) -> absl::Status {
+    auto v = n.value<int64_t>();
+    if (!n.is_integer() || !v) return WrongType("an integer", n);
+    if (*v < min || *v > max) {
+      return absl::InvalidArgumentError(absl::StrCat(*v, " is not between ", min, " and ", max));
     }
     field(c) = *v;
     return absl::OkStatus();
@@ -181,6 +199,21 @@ const std::vector<Key>& Keys() {
                 "RuntimeClass handler that runs a pod's containers as unikernels under crius-hvt\n"
                 "(a KVM virtual machine per container).",
                 [](Config& c) -> std::string& { return c.runtime_handlers.hvt; }),
+      StringKey("unikernel.spt_path",
+                "The crius-spt tender binary. Empty: the one installed beside criusd.",
+                [](Config& c) -> std::string& { return c.unikernel.spt_path; }),
+      StringKey("unikernel.hvt_path",
+                "The crius-hvt tender binary. Empty: the one installed beside criusd.",
+                [](Config& c) -> std::string& { return c.unikernel.hvt_path; }),
+      IntKey("unikernel.tender_reserve_mib",
+             "MiB of a unikernel container's memory limit kept for its tender (its own pages\n"
+             "and, for hvt, the kernel's VM state); the guest gets the rest, so a guest that\n"
+             "touches all its memory is not OOM-killed with its tender. deploy/runtimeclass.yaml's\n"
+             "overhead matches it.",
+             [](Config& c) -> int64_t& { return c.unikernel.tender_reserve_mib; }, 0, 4096),
+      IntKey("unikernel.default_memory_mib",
+             "Guest memory in MiB of a unikernel container without a memory limit.",
+             [](Config& c) -> int64_t& { return c.unikernel.default_memory_mib; }, 2, 4096),
       StringListKey("registry.insecure",
                     "Registry hosts (host or host:port) reached over plain http instead of https.",
                     [](Config& c) -> std::vector<std::string>& { return c.registry.insecure; }),
@@ -323,6 +356,10 @@ absl::Status ValidateConfig(const Config& c) {
       return absl::InvalidArgumentError(
           absl::StrCat("key \"streaming.address\": \"", c.streaming.address, "\" is not host:port"));
     }
+  }
+  for (const auto& [key, path] : {std::pair{"unikernel.spt_path", c.unikernel.spt_path},
+                                  std::pair{"unikernel.hvt_path", c.unikernel.hvt_path}}) {
+    if (!path.empty()) CRIUS_RETURN_IF_ERROR(CheckAbsolute(key, path));
   }
   const auto& h = c.runtime_handlers;
   if (h.spt.empty() || h.hvt.empty()) {

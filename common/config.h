@@ -4,6 +4,7 @@
 #pragma once
 
 #include "absl/strings/string_view.h"
+#include <cstdint>
 #include <map>
 #include <string>
 
@@ -34,6 +35,17 @@ struct Config {
     std::string spt = "crius-spt";
     std::string hvt = "crius-hvt";
   } runtime_handlers;
+
+  // Unikernel pods (the runtime_handlers above).
+  struct Unikernel {
+    std::string spt_path;  // empty: crius-spt beside criusd
+    std::string hvt_path;  // empty: crius-hvt beside criusd
+    // Of a container's memory limit, what the tender itself keeps; the
+    // guest gets the rest.
+    int64_t tender_reserve_mib = 16;
+    // Guest memory of a container without a memory limit.
+    int64_t default_memory_mib = 128;
+  } unikernel;
 
   struct Registry {
     std::vector<std::string> insecure;

@@ -23,6 +23,7 @@
 #include "cri/handlers.h"
 #include "cri/pod_userns.h"
 #include "cri/sandbox_ops.h"
+#include "cri/unikernel.h"
 #include "sandbox/monitor_client.h"
 
 namespace crius::cri {
@@ -180,6 +181,11 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
     return absl::FailedPreconditionError(
         absl::StrCat("pod sandbox ", pod->id, " is not ready: containers cannot be created in it"));
   }
+  // A unikernel pod's containers are guests: one at a time, run by a
+  // tender; the CRI mounts, devices and security context (a process's)
+  // do not reach a guest.
+  const std::string flavour = PodFlavour(rt, *pod);
+  if (!flavour.empty()) CRIUS_RETURN_IF_ERROR(CheckOneGuestAtATime(rt, *pod, ""));
   CRIUS_ASSIGN_OR_RETURN(std::optional<image::ImageInfo> image, rt.images().Find(config.image().image()));
   if (!image) {
     return absl::NotFoundError(absl::StrCat("image \"", config.image().image(),
@@ -202,7 +208,7 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
   CRIUS_ASSIGN_OR_RETURN(std::string target_pid, TargetPidNamespace(rt, *pod, config));
   std::set<std::string> destinations;
   std::vector<bool> idmapped;
-  for (int i = 0; i < config.mounts_size(); ++i) {
+  for (int i = 0; flavour.empty() && i < config.mounts_size(); ++i) {
     const v1::Mount& m = config.mounts(i);
     std::string field = absl::StrCat("config.mounts[", i, "]");
     CRIUS_ASSIGN_OR_RETURN(bool idmap, MountIsIdmapped(m, userns, field));
@@ -234,9 +240,11 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
   }
 
   crius::monitor::ContainerSpec security;
-  CRIUS_RETURN_IF_ERROR(ApplySecurityContext(config, pod->config, &security));
-  CRIUS_RETURN_IF_ERROR(ApplySeccomp(config, &security));
-  CRIUS_RETURN_IF_ERROR(ApplyDevices(config, &security));
+  if (flavour.empty()) {
+    CRIUS_RETURN_IF_ERROR(ApplySecurityContext(config, pod->config, &security));
+    CRIUS_RETURN_IF_ERROR(ApplySeccomp(config, &security));
+    CRIUS_RETURN_IF_ERROR(ApplyDevices(config, &security));
+  }
   CRIUS_RETURN_IF_ERROR(CheckResources(rt, config.linux().resources(), "config."));
 
   const v1::PodSandboxMetadata& pm = pod->config.metadata();
@@ -282,8 +290,12 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
   spec->set_upper_dir(c->dir + "/upper");
   spec->set_work_dir(c->dir + "/work");
   spec->set_rootfs(c->dir + "/rootfs");
+  if (!flavour.empty()) {
+    std::vector<std::string> layers(spec->lower_dirs().begin(), spec->lower_dirs().end());
+    CRIUS_RETURN_IF_ERROR(TenderSpec(rt, *pod, config, *image, layers, spec));
+  }
   for (const std::string& a : Argv(config, image->config)) spec->add_args(a);
-  if (spec->args_size() == 0) {
+  if (spec->args_size() == 0 && flavour.empty()) {
     return InvalidField("config.command", absl::StrCat("neither the container nor the image \"",
                                                   config.image().image(), "\" names a command"));
   }
@@ -300,7 +312,7 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
     m->set_source(absl::StrCat(pod->dir, "/", file));
     m->set_destination(dest);
   }
-  for (int i = 0; i < config.mounts_size(); ++i) {
+  for (int i = 0; flavour.empty() && i < config.mounts_size(); ++i) {
     const v1::Mount& cm = config.mounts(i);
     crius::monitor::Mount* m = spec->add_mounts();
     m->set_source(cm.host_path());

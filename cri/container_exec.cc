@@ -8,6 +8,7 @@
 #include "cri/container_stream.h"
 #include "cri/exec_process.h"
 #include "cri/handlers.h"
+#include "cri/unikernel.h"
 #include "cri/sandbox_ops.h"
 #include "sandbox/monitor_client.h"
 
@@ -21,6 +22,7 @@ absl::Status ContainerExecSync(Runtime& rt, const v1::ExecSyncRequest& req, v1::
   if (c == nullptr) return absl::NotFoundError(absl::StrCat("container ", req.container_id(), " not found"));
   std::shared_ptr<Pod> pod = rt.pods().Get(c->pod_id);
   if (pod == nullptr) return absl::NotFoundError(absl::StrCat("pod sandbox ", c->pod_id, " not found"));
+  CRIUS_RETURN_IF_ERROR(RefuseIntoGuest(rt, *pod, absl::StrCat("exec into container ", c->id)));
   CRIUS_ASSIGN_OR_RETURN(pid_t pid, RunningPid(rt, *c, *pod));
   if (::access(ContainerSpecPath(*c).c_str(), R_OK) != 0) {
     return absl::FailedPreconditionError(

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "cri/sandbox_ops.h"
+#include "cri/unikernel.h"
 #include "metrics/metrics.h"
 #include "sandbox/monitor_client.h"
 
@@ -37,8 +38,26 @@ constexpr NamedSignal kSignals[] = {
     {"VTALRM", SIGVTALRM}, {"WINCH", SIGWINCH}, {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ},
 };
 
-// Applies what the monitor says of a container; true when it changed.
-bool Apply(Container& c, const crius::monitor::ContainerState& s) {
+// A unikernel guest's first console output, seen by this criusd (one
+// started before it came saw it already): its boot time.
+void ObserveBoot(const std::string& flavour, const crius::monitor::ContainerState& s, int64_t since_ns) {
+  metrics::Metrics* m = metrics::Current();
+  if (m == nullptr || flavour.empty() || s.first_output_at_ns() == 0 || s.first_output_at_ns() < since_ns ||
+      s.started_at_ns() == 0) {
+    return;
+  }
+  m->ObserveGuestBoot(flavour, static_cast<double>(s.first_output_at_ns() - s.started_at_ns()) / 1e9);
+}
+
+// Applies what the monitor says of a container (of a pod whose tenders are
+// `flavour`, "" for none; `since_ns`: when this criusd started); true when
+// it changed.
+bool Apply(Container& c, const crius::monitor::ContainerState& s, const std::string& flavour, int64_t since_ns,
+           int64_t* seen_boot) {
+  if (s.first_output_at_ns() != 0 && *seen_boot == 0) {
+    *seen_boot = s.first_output_at_ns();
+    ObserveBoot(flavour, s, since_ns);
+  }
   if (s.phase() == crius::monitor::ContainerState::EXITED) {
     if (c.state == kContainerExited) return false;
     c.state = kContainerExited;
@@ -47,7 +66,17 @@ bool Apply(Container& c, const crius::monitor::ContainerState& s) {
     if (c.started_at_ns == 0) c.started_at_ns = s.started_at_ns();
     c.reason = s.oom_killed() ? "OOMKilled" : s.exit_code() == 0 ? "Completed" : "Error";
     if (!s.message().empty()) c.message = s.message();
-    if (metrics::Metrics* m = metrics::Current()) m->ObserveContainerExit(c.reason);
+    if (metrics::Metrics* m = metrics::Current()) {
+      m->ObserveContainerExit(c.reason);
+      if (!flavour.empty()) {
+        bool fault = s.exit_code() == 255 && absl::StartsWith(s.message(), "guest fault");
+        std::string reason = s.oom_killed()       ? "OOMKilled"
+                             : fault              ? "GuestFault"
+                             : !s.shutdown().empty() ? "Shutdown"
+                                                  : c.reason;
+        m->ObserveTenderExit(flavour, reason, s.shutdown());
+      }
+    }
     return true;
   }
   if (s.phase() == crius::monitor::ContainerState::RUNNING && c.state == kContainerCreated) {
@@ -80,6 +109,7 @@ int SignalNumber(const std::string& text) {
 
 void RefreshContainers(Runtime& rt, Pod& pod) {
   std::vector<std::shared_ptr<Container>> mine = rt.containers().OfPod(pod.id);
+  const std::string flavour = PodFlavour(rt, pod);
   bool live = false;
   for (const auto& c : mine) live = live || c->state == kContainerRunning || c->state == kContainerCreated;
   if (!live) return;
@@ -104,7 +134,7 @@ void RefreshContainers(Runtime& rt, Pod& pod) {
     for (const auto& s : state.containers()) {
       if (s.id() == c->id) {
         found = true;
-        changed = Apply(*c, s);
+        changed = Apply(*c, s, flavour, rt.started_at_ns(), &c->first_output_at_ns);
       }
     }
     if (!found && !answered) {
@@ -115,7 +145,7 @@ void RefreshContainers(Runtime& rt, Pod& pod) {
       std::stringstream buf;
       buf << in.rdbuf();
       if (in && recorded.ParseFromString(buf.str())) {
-        changed = Apply(*c, recorded);
+        changed = Apply(*c, recorded, flavour, rt.started_at_ns(), &c->first_output_at_ns);
       } else {
         c->state = kContainerExited;
         c->exit_code = 137;
@@ -137,6 +167,7 @@ void RefreshContainers(Runtime& rt, Pod& pod) {
 }
 
 absl::Status StopContainerProcess(Runtime& rt, Pod& pod, Container& c, int64_t timeout_s) {
+  const std::string flavour = PodFlavour(rt, pod);
   auto state_now = [&]() -> absl::StatusOr<crius::monitor::ContainerState> {
     crius::monitor::Request req;
     req.mutable_signal()->set_id(c.id);
@@ -156,7 +187,7 @@ absl::Status StopContainerProcess(Runtime& rt, Pod& pod, Container& c, int64_t t
     for (;;) {
       CRIUS_ASSIGN_OR_RETURN(crius::monitor::ContainerState s, state_now());
       if (s.phase() == crius::monitor::ContainerState::EXITED) {
-        Apply(c, s);
+        Apply(c, s, flavour, rt.started_at_ns(), &c.first_output_at_ns);
         return true;
       }
       if (NowNs() >= deadline_ns) return false;
@@ -168,7 +199,9 @@ absl::Status StopContainerProcess(Runtime& rt, Pod& pod, Container& c, int64_t t
   int sig = c.config.stop_signal() != v1::RUNTIME_DEFAULT
                 ? SignalNumber(v1::Signal_Name(c.config.stop_signal()))
                 : c.stop_signal;
-  if (sig == 0) sig = SIGTERM;
+  // A tender takes SIGTERM as the guest's shutdown request, whatever the
+  // image says.
+  if (sig == 0 || !flavour.empty()) sig = SIGTERM;
   if (timeout_s > 0 && sig != SIGKILL) {
     CRIUS_RETURN_IF_ERROR(Annotate(send(sig), absl::StrCat("signal container ", c.id)));
     CRIUS_ASSIGN_OR_RETURN(bool gone, wait(NowNs() + timeout_s * 1000000000));

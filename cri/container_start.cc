@@ -4,6 +4,7 @@
 #include "cri/container_ops.h"
 #include "cri/handlers.h"
 #include "cri/sandbox_ops.h"
+#include "cri/unikernel.h"
 #include "metrics/metrics.h"
 #include "sandbox/monitor_client.h"
 
@@ -48,6 +49,9 @@ absl::Status ContainerStart(Runtime& rt, const v1::StartContainerRequest& req,
     m->ObservePodReady(static_cast<double>(c->started_at_ns - pod->created_at_ns) / 1e9);
   }
   CRIUS_RETURN_IF_ERROR(Annotate(rt.containers().Save(*c), absl::StrCat("record container ", c->id, " running")));
+  if (std::string flavour = PodFlavour(rt, *pod); !flavour.empty()) {
+    if (metrics::Metrics* m = metrics::Current()) m->ObserveTenderStart(flavour);
+  }
   rt.events().Publish(v1::CONTAINER_STARTED_EVENT, c->id, pod->id);
   return absl::OkStatus();
 }

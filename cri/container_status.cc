@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "cri/container_ops.h"
 #include "cri/handlers.h"
+#include "sandbox/monitor_client.h"
 
 namespace crius::cri {
 
@@ -18,7 +19,20 @@ absl::Status ContainerStatusGet(Runtime& rt, const v1::ContainerStatusRequest& r
   if (req.container_id().empty()) return absl::InvalidArgumentError("container_id: is empty");
   std::shared_ptr<Container> c = rt.containers().Find(req.container_id());
   if (c == nullptr) return absl::NotFoundError(absl::StrCat("container ", req.container_id(), " not found"));
-  if (std::shared_ptr<Pod> pod = rt.pods().Get(c->pod_id)) RefreshContainers(rt, *pod);
+  std::shared_ptr<Pod> pod = rt.pods().Get(c->pod_id);
+  if (pod != nullptr) RefreshContainers(rt, *pod);
+  // The process as the node sees it, for the verbose answer (as containerd's
+  // "pid"): the monitor knows it while the container runs.
+  int pid = 0;
+  if (req.verbose() && pod != nullptr && c->state == kContainerRunning) {
+    crius::monitor::Request hello;
+    hello.mutable_hello();
+    if (absl::StatusOr<crius::monitor::Response> state = sandbox::CallMonitor(pod->dir, hello); state.ok()) {
+      for (const crius::monitor::ContainerState& st : state->pod().containers()) {
+        if (st.id() == c->id) pid = st.pid();
+      }
+    }
+  }
   std::lock_guard<std::mutex> lock(c->op);
   v1::ContainerStatus* s = resp->mutable_status();
   s->set_id(c->id);
@@ -45,6 +59,7 @@ absl::Status ContainerStatusGet(Runtime& rt, const v1::ContainerStatusRequest& r
   if (req.verbose()) {
     nlohmann::json info = {{"podSandboxId", c->pod_id}, {"dir", c->dir}, {"state", c->state},
                            {"reservedName", c->reserved_name}};
+    if (pid > 0) info["pid"] = pid;
     (*resp->mutable_info())["info"] = info.dump();
   }
   return absl::OkStatus();

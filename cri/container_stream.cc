@@ -3,6 +3,7 @@
 // calls back here, through StreamBackend, when the client connects.
 #include "cri/container_stream.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -18,6 +19,7 @@
 #include "cri/container_ops.h"
 #include "cri/exec_process.h"
 #include "cri/handlers.h"
+#include "cri/unikernel.h"
 #include "sandbox/monitor_client.h"
 
 namespace crius::cri {
@@ -149,6 +151,17 @@ absl::StatusOr<UniqueFd> StreamBackend::Dial(const std::string& pod_id, int port
   std::string netns;
   auto it = pod->namespaces.find("net");
   if (it != pod->namespaces.end()) netns = it->second;
+  // A unikernel guest is its pod IP, and the pod's own stack never sees its
+  // traffic: it is reached from the node, as a Service reaches it.
+  in_addr_t to = htonl(INADDR_LOOPBACK);
+  if (!PodFlavour(rt_, *pod).empty()) {
+    struct in_addr ip = {};
+    if (pod->ips.empty() || ::inet_pton(AF_INET, pod->ips.front().c_str(), &ip) != 1) {
+      return absl::FailedPreconditionError(absl::StrCat("pod sandbox ", pod_id, " has no IPv4 address"));
+    }
+    netns.clear();
+    to = ip.s_addr;
+  }
   // The socket is made in the pod's network namespace by a thread that
   // enters it (a thread's namespace is its own), then used from anywhere.
   absl::StatusOr<UniqueFd> result = absl::InternalError("dial: not run");
@@ -168,11 +181,13 @@ absl::StatusOr<UniqueFd> StreamBackend::Dial(const std::string& pod_id, int port
     struct sockaddr_in addr = {};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_addr.s_addr = to;
     struct timeval tv = {5, 0};  // loopback answers at once; a full backlog does not
     ::setsockopt(sock.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     if (::connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      result = ErrnoError(errno, absl::StrCat("dial tcp4 127.0.0.1:", port));
+      char text[INET_ADDRSTRLEN] = "?";
+      ::inet_ntop(AF_INET, &addr.sin_addr, text, sizeof text);
+      result = ErrnoError(errno, absl::StrCat("dial tcp4 ", text, ":", port));
       return;
     }
     struct timeval none = {0, 0};
@@ -188,6 +203,9 @@ absl::Status ContainerExec(Runtime& rt, const v1::ExecRequest& req, v1::ExecResp
   if (req.cmd_size() == 0 || req.cmd(0).empty()) return absl::InvalidArgumentError("cmd: is empty");
   CRIUS_RETURN_IF_ERROR(CheckStdio(req.stdin(), req.stdout(), req.stderr(), req.tty()));
   CRIUS_RETURN_IF_ERROR(CheckRunning(*c, "exec"));
+  if (std::shared_ptr<Pod> pod = rt.pods().Get(c->pod_id)) {
+    CRIUS_RETURN_IF_ERROR(RefuseIntoGuest(rt, *pod, absl::StrCat("exec into container ", c->id)));
+  }
   if (rt.streaming() == nullptr) return absl::UnavailableError("the streaming server is not running");
   stream::Request r;
   r.kind = stream::Request::Kind::kExec;
@@ -212,6 +230,10 @@ absl::Status ContainerAttach(Runtime& rt, const v1::AttachRequest& req, v1::Atta
     return absl::InvalidArgumentError(absl::StrCat("tty: container ", c->id, " was not created with a tty"));
   }
   CRIUS_RETURN_IF_ERROR(CheckRunning(*c, "attach"));
+  if (std::shared_ptr<Pod> pod = rt.pods().Get(c->pod_id)) {
+    CRIUS_RETURN_IF_ERROR(RefuseIntoGuest(rt, *pod, absl::StrCat(
+        "attach to container ", c->id, " (its console output is in the container's log)")));
+  }
   if (rt.streaming() == nullptr) return absl::UnavailableError("the streaming server is not running");
   stream::Request r;
   r.kind = stream::Request::Kind::kAttach;

@@ -41,6 +41,7 @@ struct Container {
   std::string dir;         // <root>/containers/<id>: upper, work, rootfs
   int stop_signal = 0;     // from the image (0: SIGTERM)
   std::string cgroup;      // "<pod cgroup>/<id>"; "" for containers made before cgroups
+  int64_t first_output_at_ns = 0;  // a unikernel guest's first console output, once seen (not recorded)
 
   std::mutex op;  // serialises the RPCs that change this container
 

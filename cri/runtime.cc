@@ -33,13 +33,17 @@ Runtime::Runtime(Config config, std::unique_ptr<store::Store> store)
                   if (metrics::Metrics* m = metrics::Current()) m->ObserveCniPlugin(op, plugin, seconds, ok);
                 }),
       started_at_ns_(NowNs()) {
-  monitor_binary_ = config_.monitor_path;
-  if (monitor_binary_.empty()) {
-    char self[4096];
-    ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-    std::string exe = n > 0 ? std::string(self, static_cast<size_t>(n)) : "/usr/local/bin/criusd";
-    monitor_binary_ = exe.substr(0, exe.rfind('/') + 1) + "crius-monitor";
-  }
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  std::string exe = n > 0 ? std::string(self, static_cast<size_t>(n)) : "/usr/local/bin/criusd";
+  own_dir_ = exe.substr(0, exe.rfind('/') + 1);
+  monitor_binary_ = config_.monitor_path.empty() ? own_dir_ + "crius-monitor" : config_.monitor_path;
+}
+
+std::string Runtime::tender_binary(const std::string& flavour) const {
+  const std::string& configured = flavour == "spt" ? config_.unikernel.spt_path : config_.unikernel.hvt_path;
+  if (!configured.empty()) return configured;
+  return own_dir_ + "crius-" + flavour;
 }
 
 std::string Runtime::PodDir(const std::string& id) const {

@@ -60,6 +60,9 @@ class Runtime {
   std::string PodDir(const std::string& id) const;
   // The crius-monitor binary: config monitor_path, else beside criusd.
   const std::string& monitor_binary() const { return monitor_binary_; }
+  // The tender of a flavour ("spt", "hvt"): config unikernel.*_path, else
+  // beside criusd.
+  std::string tender_binary(const std::string& flavour) const;
 
   std::string pod_cidr() const;
   // Records the pod CIDR durably, then makes it current.
@@ -78,6 +81,7 @@ class Runtime {
   std::unique_ptr<cgroups::Driver> cgroups_;
   absl::Status userns_support_;
   CpuRates cpu_rates_;
+  std::string own_dir_;  // where criusd is, with a trailing '/'
   std::string monitor_binary_;
   const int64_t started_at_ns_;
 

@@ -17,6 +17,7 @@
 #include "cri/handlers.h"
 #include "cri/pod_userns.h"
 #include "cri/sandbox_ops.h"
+#include "cri/unikernel.h"
 #include "network/pod_network.h"
 #include "sandbox/monitor_client.h"
 #include "sandbox/pod_files.h"
@@ -118,8 +119,29 @@ absl::Status Validate(const Runtime& rt, const v1::RunPodSandboxRequest& req) {
   const std::string& handler = req.runtime_handler();
   const auto& handlers = rt.config().runtime_handlers;
   if (handler == handlers.spt || handler == handlers.hvt) {
-    return absl::UnimplementedError(absl::StrCat(
-        "runtime_handler \"", handler, "\": unikernel pods are not available in this build yet"));
+    // A guest is the pod IP: it needs the pod's own network, and its tender
+    // needs the node's /dev/kvm and taps as root.
+    if (ns.network() == v1::NODE) {
+      return InvalidField("config.linux.security_context.namespace_options.network",
+                          absl::StrCat("a unikernel pod (runtime handler \"", handler,
+                                       "\") has a network of its own: the guest is the pod IP"));
+    }
+    if (!userns.uids.empty()) {
+      return InvalidField("config.linux.security_context.namespace_options.userns_options",
+                          absl::StrCat("a unikernel pod (runtime handler \"", handler,
+                                       "\") cannot have a user namespace: its tenders run as the node's root, "
+                                       "without capabilities"));
+    }
+    std::string flavour = handler == handlers.spt ? "spt" : "hvt";
+    if (::access(rt.tender_binary(flavour).c_str(), X_OK) != 0) {
+      return absl::FailedPreconditionError(absl::StrCat("runtime_handler \"", handler, "\": the tender ",
+                                                        rt.tender_binary(flavour), " is not installed"));
+    }
+    if (flavour == "hvt" && ::access("/dev/kvm", R_OK | W_OK) != 0) {
+      return absl::FailedPreconditionError(absl::StrCat("runtime_handler \"", handler,
+                                                        "\": this node has no usable /dev/kvm"));
+    }
+    return absl::OkStatus();
   }
   if (!handler.empty()) {
     return InvalidField("runtime_handler", absl::StrCat("unknown handler \"", handler,
@@ -257,6 +279,9 @@ absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
     });
     pod->ips = attached->ips;
     CRIUS_FAILPOINT("sandbox_run.after_network");
+    if (!PodFlavour(rt, *pod).empty()) {
+      CRIUS_RETURN_IF_ERROR(Annotate(ConnectPodGuestNetwork(*pod, *attached), "give the guest the pod's network"));
+    }
   }
 
   pod->state = kPodReady;

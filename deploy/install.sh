@@ -74,10 +74,10 @@ else
   echo "skip crius-monitor (not built in $build)"
 fi
 for tender in crius-spt crius-hvt; do
-  if [[ -x $build/unikernel/$tender ]]; then
-    put "$build/unikernel/$tender" "/usr/local/bin/$tender" 755
+  if [[ -x $build/$tender ]]; then
+    put "$build/$tender" "/usr/local/bin/$tender" 755
   else
-    echo "skip $tender (not built in $build/unikernel)"
+    echo "skip $tender (not built in $build)"
   fi
 done
 put "$here/crius.service" /etc/systemd/system/crius.service 644

@@ -11,6 +11,13 @@
 namespace crius::metrics {
 namespace {
 
+const prometheus::Histogram::BucketBoundaries& GuestBootBuckets() {
+  // A unikernel boots in a millisecond (spt) to tens of them (hvt).
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 5};
+  return kBuckets;
+}
+
 std::atomic<Metrics*> current{nullptr};
 
 }  // namespace
@@ -91,10 +98,39 @@ Metrics::Metrics(const BuildInfo& build, std::string proc)
                         .Name("crius_cni_plugin_failures_total")
                         .Help("CNI plugin executions that failed, by operation and plugin type.")
                         .Register(*registry_)),
+      tender_starts_(prometheus::BuildCounter()
+                         .Name("crius_tender_starts_total")
+                         .Help("Unikernel tenders started, by flavour (spt, hvt).")
+                         .Register(*registry_)),
+      tender_exits_(prometheus::BuildCounter()
+                        .Name("crius_tender_exits_total")
+                        .Help("Unikernel tenders ended, by flavour and reason (Completed, Error, GuestFault, "
+                              "OOMKilled, Shutdown).")
+                        .Register(*registry_)),
+      tender_shutdowns_(prometheus::BuildCounter()
+                            .Name("crius_tender_shutdowns_total")
+                            .Help("Unikernel guests stopped, by flavour and outcome: cooperative (exited on its "
+                                  "own after SIGTERM), halted (did not opt into shutdown), killed (SIGKILL).")
+                            .Register(*registry_)),
+      guest_boot_(prometheus::BuildHistogram()
+                      .Name("crius_guest_boot_duration_seconds")
+                      .Help("Time from a unikernel container's start to its guest's first console output, by "
+                            "flavour.")
+                      .Register(*registry_)),
       process_(std::move(proc)) {
   // Known reasons start at 0, so a rate() over them works from the start.
   for (const char* reason : {"Completed", "Error", "StartError", "OOMKilled"}) {
     exits_.Add({{"reason", reason}});
+  }
+  for (const char* flavour : {"spt", "hvt"}) {
+    tender_starts_.Add({{"flavour", flavour}});
+    for (const char* reason : {"Completed", "Error", "GuestFault", "OOMKilled", "Shutdown"}) {
+      tender_exits_.Add({{"flavour", flavour}, {"reason", reason}});
+    }
+    for (const char* outcome : {"cooperative", "halted", "killed"}) {
+      tender_shutdowns_.Add({{"flavour", flavour}, {"outcome", outcome}});
+    }
+    guest_boot_.Add({{"flavour", flavour}}, GuestBootBuckets());
   }
   prometheus::BuildGauge()
       .Name("crius_build_info")
@@ -169,6 +205,22 @@ void Metrics::ObservePodReady(double seconds) { pod_ready_.Observe(seconds); }
 void Metrics::ObserveContainerExit(const std::string& reason) {
   absl::MutexLock lock(&mu_);
   exits_.Add({{"reason", reason.empty() ? "Unknown" : reason}}).Increment();
+}
+
+void Metrics::ObserveTenderStart(const std::string& flavour) {
+  absl::MutexLock lock(&mu_);
+  tender_starts_.Add({{"flavour", flavour}}).Increment();
+}
+
+void Metrics::ObserveTenderExit(const std::string& flavour, const std::string& reason, const std::string& shutdown) {
+  absl::MutexLock lock(&mu_);
+  tender_exits_.Add({{"flavour", flavour}, {"reason", reason}}).Increment();
+  if (!shutdown.empty()) tender_shutdowns_.Add({{"flavour", flavour}, {"outcome", shutdown}}).Increment();
+}
+
+void Metrics::ObserveGuestBoot(const std::string& flavour, double seconds) {
+  absl::MutexLock lock(&mu_);
+  guest_boot_.Add({{"flavour", flavour}}, GuestBootBuckets()).Observe(seconds);
 }
 
 void Metrics::SetStateSource(std::function<void(StateCounts&, StateCounts&)> source) {

@@ -61,6 +61,16 @@ class Metrics : public prometheus::Collectable {
   // observes `seconds`; a failure adds 1 to crius_cni_plugin_failures_total.
   void ObserveCniPlugin(absl::string_view operation, absl::string_view plugin, double seconds, bool ok);
 
+  // Unikernel tenders, by flavour ("spt", "hvt"): one started
+  // (crius_tender_starts_total), one ended (crius_tender_exits_total by
+  // reason: Completed, Error, GuestFault, OOMKilled, Shutdown), how a
+  // shutdown went (crius_tender_shutdowns_total by outcome: cooperative,
+  // halted, killed), and the guest's boot: StartContainer to its first
+  // console output (crius_guest_boot_duration_seconds).
+  void ObserveTenderStart(const std::string& flavour);
+  void ObserveTenderExit(const std::string& flavour, const std::string& reason, const std::string& shutdown);
+  void ObserveGuestBoot(const std::string& flavour, double seconds);
+
   // Counts of pods and containers by state, read at each scrape from the
   // runtime's tables (crius_pods{state}, crius_containers{state}).
   using StateCounts = std::map<std::string, int64_t>;
@@ -88,6 +98,10 @@ class Metrics : public prometheus::Collectable {
   prometheus::Family<prometheus::Counter>& exits_;
   prometheus::Family<prometheus::Histogram>& cni_durations_;
   prometheus::Family<prometheus::Counter>& cni_failures_;
+  prometheus::Family<prometheus::Counter>& tender_starts_;
+  prometheus::Family<prometheus::Counter>& tender_exits_;
+  prometheus::Family<prometheus::Counter>& tender_shutdowns_;
+  prometheus::Family<prometheus::Histogram>& guest_boot_;
   ProcessCollector process_;
   std::function<void(StateCounts&, StateCounts&)> state_source_ ABSL_GUARDED_BY(mu_);
 

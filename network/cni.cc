@@ -240,13 +240,13 @@ absl::Status Cni::Del(const CniNetwork& net, const Attachment& a, const json& pr
   return first;
 }
 
-std::vector<std::string> SandboxIps(const json& result, const std::string& ifname) {
-  std::vector<std::string> v4, v6;
-  auto add = [&](const std::string& cidr) {
+std::vector<SandboxAddress> SandboxAddresses(const json& result, const std::string& ifname) {
+  std::vector<SandboxAddress> v4, v6;
+  auto add = [&](const std::string& cidr, const std::string& gateway) {
     std::string ip = cidr.substr(0, cidr.find('/'));
     unsigned char buf[16];
-    if (inet_pton(AF_INET, ip.c_str(), buf) == 1) v4.push_back(ip);
-    else if (inet_pton(AF_INET6, ip.c_str(), buf) == 1) v6.push_back(ip);
+    if (inet_pton(AF_INET, ip.c_str(), buf) == 1) v4.push_back({ip, cidr, gateway});
+    else if (inet_pton(AF_INET6, ip.c_str(), buf) == 1) v6.push_back({ip, cidr, gateway});
   };
   if (!result.is_object()) return {};
   auto ips = result.find("ips");
@@ -267,17 +267,25 @@ std::vector<std::string> SandboxIps(const json& result, const std::string& ifnam
           continue;
         }
       }
-      add(ip["address"].get<std::string>());
+      auto gw = ip.find("gateway");
+      add(ip["address"].get<std::string>(), gw != ip.end() && gw->is_string() ? gw->get<std::string>() : "");
     }
   }
   for (const char* legacy : {"ip4", "ip6"}) {  // CNI 0.1.0 / 0.2.0 results
     auto it = result.find(legacy);
     if (it != result.end() && it->is_object() && it->contains("ip") && (*it)["ip"].is_string()) {
-      add((*it)["ip"].get<std::string>());
+      auto gw = it->find("gateway");
+      add((*it)["ip"].get<std::string>(), gw != it->end() && gw->is_string() ? gw->get<std::string>() : "");
     }
   }
   v4.insert(v4.end(), v6.begin(), v6.end());
   return v4;
+}
+
+std::vector<std::string> SandboxIps(const json& result, const std::string& ifname) {
+  std::vector<std::string> ips;
+  for (const SandboxAddress& a : SandboxAddresses(result, ifname)) ips.push_back(a.ip);
+  return ips;
 }
 
 }  // namespace crius::network

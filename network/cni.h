@@ -77,6 +77,14 @@ nlohmann::json PluginConfig(const CniNetwork& net, size_t index, const nlohmann:
 // too. Addresses bound to no interface count as the sandbox's.
 std::vector<std::string> SandboxIps(const nlohmann::json& result, const std::string& ifname);
 
+// The same with each address's prefix and gateway, IPv4 first.
+struct SandboxAddress {
+  std::string ip;       // "10.88.0.5"
+  std::string cidr;     // "10.88.0.5/16"
+  std::string gateway;  // "" without one
+};
+std::vector<SandboxAddress> SandboxAddresses(const nlohmann::json& result, const std::string& ifname);
+
 // true when `version` (e.g. "0.3.1", "1.0.0") is at least major.minor.
 bool CniVersionAtLeast(const std::string& version, int major, int minor);
 

@@ -156,6 +156,8 @@ absl::StatusOr<PodNetworkStatus> PodNetworks::Setup(const std::string& cache_pat
   PodNetworkStatus status;
   status.network = net.name;
   status.ips = SandboxIps(c.result, c.attachment.ifname);
+  status.addresses = SandboxAddresses(c.result, c.attachment.ifname);
+  status.ifname = c.attachment.ifname;
   return status;
 }
 
@@ -188,6 +190,8 @@ absl::StatusOr<PodNetworkStatus> PodNetworks::Cached(const std::string& cache_pa
   PodNetworkStatus status;
   status.network = c.net.name;
   status.ips = SandboxIps(c.result, c.attachment.ifname);
+  status.addresses = SandboxAddresses(c.result, c.attachment.ifname);
+  status.ifname = c.attachment.ifname;
   return status;
 }
 

@@ -35,6 +35,8 @@ struct PodNetworkRequest {
 struct PodNetworkStatus {
   std::string network;           // the CNI network's name
   std::vector<std::string> ips;  // IPv4 first
+  std::vector<SandboxAddress> addresses;  // the same with prefixes and gateways
+  std::string ifname;            // the pod's interface ("eth0")
 };
 
 class PodNetworks {

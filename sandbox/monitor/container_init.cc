@@ -39,15 +39,6 @@
 namespace crius::monitor {
 namespace {
 
-// The step that failed, written to the monitor, then exit. 'E': the node's
-// side failed; 'I': the request or the image is at fault (no such
-// executable, user or working directory).
-[[noreturn]] void Fail(const InitPipes& p, const std::string& what, int err = 0, char kind = 'E') {
-  std::string msg = absl::StrCat(std::string(1, kind), what, err ? absl::StrCat(": ", strerror(err)) : "");
-  ssize_t ignored = ::write(p.sync_w, msg.data(), msg.size());
-  (void)ignored;
-  ::_exit(127);
-}
 
 int LastCap() {
   std::ifstream in("/proc/sys/kernel/cap_last_cap");
@@ -163,23 +154,23 @@ void Bind(const InitPipes& p, int root, const std::string& source, const std::st
           bool readonly, bool recursive = true, bool recursive_readonly = false, bool nodev = false,
           int idmap_userns = -1) {
   struct stat st;
-  if (::stat(source.c_str(), &st) != 0) Fail(p, absl::StrCat("mount source ", source), errno);
+  if (::stat(source.c_str(), &st) != 0) InitFail(p, absl::StrCat("mount source ", source), errno);
   std::string error;
   int target = OpenInRoot(root, dest, S_ISDIR(st.st_mode), &error);
-  if (target < 0) Fail(p, absl::StrCat("mount destination ", dest, ": ", error));
+  if (target < 0) InitFail(p, absl::StrCat("mount destination ", dest, ": ", error));
   std::string proc = absl::StrCat("/proc/self/fd/", target);
   if (idmap_userns >= 0) {
     absl::StatusOr<UniqueFd> copy = sandbox::IdmappedCopy(source, idmap_userns, recursive);
-    if (!copy.ok()) Fail(p, absl::StrCat("idmapped bind of ", source, " to ", dest, ": ", copy.status().message()));
+    if (!copy.ok()) InitFail(p, absl::StrCat("idmapped bind of ", source, " to ", dest, ": ", copy.status().message()));
     // The target as an fd: move_mount() refuses a /proc/self/fd path there.
     if (::syscall(SYS_move_mount, copy->get(), "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) !=
         0) {
-      Fail(p, absl::StrCat("idmapped bind of ", source, " to ", dest), errno);
+      InitFail(p, absl::StrCat("idmapped bind of ", source, " to ", dest), errno);
     }
   } else {
     unsigned long flags = MS_BIND | (recursive ? MS_REC : 0);
     if (::mount(source.c_str(), proc.c_str(), nullptr, flags, nullptr) != 0) {
-      Fail(p, absl::StrCat("bind ", source, " to ", dest), errno);
+      InitFail(p, absl::StrCat("bind ", source, " to ", dest), errno);
     }
   }
   ::close(target);
@@ -189,7 +180,7 @@ void Bind(const InitPipes& p, int root, const std::string& source, const std::st
     attr.attr_set = MOUNT_ATTR_RDONLY | (nodev ? MOUNT_ATTR_NODEV : 0);
     if (target < 0 || ::syscall(SYS_mount_setattr, target, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
                                 sizeof attr) != 0) {
-      Fail(p, absl::StrCat("make ", dest, " recursively read-only"), errno);
+      InitFail(p, absl::StrCat("make ", dest, " recursively read-only"), errno);
     }
     ::close(target);
   }
@@ -198,7 +189,7 @@ void Bind(const InitPipes& p, int root, const std::string& source, const std::st
     proc = absl::StrCat("/proc/self/fd/", target);
     unsigned long flags = MS_BIND | MS_REMOUNT | (readonly ? MS_RDONLY : 0) | (nodev ? MS_NODEV : 0);
     if (target < 0 || ::mount(nullptr, proc.c_str(), nullptr, flags, nullptr) != 0) {
-      Fail(p, absl::StrCat("remount ", dest, readonly ? " read-only" : " nodev"), errno);
+      InitFail(p, absl::StrCat("remount ", dest, readonly ? " read-only" : " nodev"), errno);
     }
     ::close(target);
   }
@@ -211,7 +202,7 @@ void MakeDevice(const InitPipes& p, int root, const Device& d) {
   std::string name = d.path().substr(d.path().rfind('/') + 1);
   std::string error;
   int parent = OpenInRoot(root, dir.empty() ? "/" : dir, true, &error);
-  if (parent < 0) Fail(p, absl::StrCat("device ", d.path(), ": ", error));
+  if (parent < 0) InitFail(p, absl::StrCat("device ", d.path(), ": ", error));
   // mknodat needs a real directory fd, not O_PATH.
   std::string proc = absl::StrCat("/proc/self/fd/", parent);
   int real = ::open(proc.c_str(), O_DIRECTORY | O_CLOEXEC);
@@ -221,7 +212,7 @@ void MakeDevice(const InitPipes& p, int root, const Device& d) {
   if (real < 0 || ::mknodat(real, name.c_str(), type | (d.mode() & 07777), makedev(d.dev_major(), d.dev_minor())) != 0 ||
       ::fchownat(real, name.c_str(), d.uid(), d.gid(), AT_SYMLINK_NOFOLLOW) != 0 ||
       ::fchmodat(real, name.c_str(), d.mode() & 07777, 0) != 0) {
-    Fail(p, absl::StrCat("make device ", d.path()), errno);
+    InitFail(p, absl::StrCat("make device ", d.path()), errno);
   }
   ::close(real);
 }
@@ -230,10 +221,10 @@ void MountIn(const InitPipes& p, int root, const char* type, const std::string& 
              unsigned long flags, const char* data) {
   std::string error;
   int target = OpenInRoot(root, dest, true, &error);
-  if (target < 0) Fail(p, absl::StrCat("mount ", type, " on ", dest, ": ", error));
+  if (target < 0) InitFail(p, absl::StrCat("mount ", type, " on ", dest, ": ", error));
   std::string proc = absl::StrCat("/proc/self/fd/", target);
   if (::mount(type, proc.c_str(), type, flags, data) != 0) {
-    Fail(p, absl::StrCat("mount ", type, " on ", dest), errno);
+    InitFail(p, absl::StrCat("mount ", type, " on ", dest), errno);
   }
   ::close(target);
 }
@@ -256,14 +247,14 @@ void Mask(const InitPipes& p, int root, const std::string& path) {
   int fd = OpenExistingInRoot(root, path);
   if (fd < 0) {
     if (errno == ENOENT) return;
-    Fail(p, absl::StrCat("open masked path ", path), errno);
+    InitFail(p, absl::StrCat("open masked path ", path), errno);
   }
   struct stat st;
   std::string proc = absl::StrCat("/proc/self/fd/", fd);
   bool dir = ::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
   int rc = dir ? ::mount("tmpfs", proc.c_str(), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0")
                : ::mount("/dev/null", proc.c_str(), nullptr, MS_BIND, nullptr);
-  if (rc != 0) Fail(p, absl::StrCat("mask ", path), errno);
+  if (rc != 0) InitFail(p, absl::StrCat("mask ", path), errno);
   ::close(fd);
 }
 
@@ -271,18 +262,18 @@ void MakeReadonly(const InitPipes& p, int root, const std::string& path) {
   int fd = OpenExistingInRoot(root, path);
   if (fd < 0) {
     if (errno == ENOENT) return;
-    Fail(p, absl::StrCat("open read-only path ", path), errno);
+    InitFail(p, absl::StrCat("open read-only path ", path), errno);
   }
   std::string proc = absl::StrCat("/proc/self/fd/", fd);
   if (::mount(proc.c_str(), proc.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
-    Fail(p, absl::StrCat("bind read-only path ", path), errno);
+    InitFail(p, absl::StrCat("bind read-only path ", path), errno);
   }
   ::close(fd);
   fd = OpenExistingInRoot(root, path);  // the new mount, not the one beneath
   proc = absl::StrCat("/proc/self/fd/", fd);
   if (fd < 0 || ::mount(nullptr, proc.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
                         nullptr) != 0) {
-    Fail(p, absl::StrCat("make ", path, " read-only"), errno);
+    InitFail(p, absl::StrCat("make ", path, " read-only"), errno);
   }
   ::close(fd);
 }
@@ -385,7 +376,7 @@ void SetCapabilities(const InitPipes& p, const ContainerSpec& spec, bool root) {
   int last = LastCap();
   for (int cap = 0; cap <= last; ++cap) {
     if (!(keep & (uint64_t{1} << cap)) && ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
-      Fail(p, absl::StrCat("drop capability ", cap, " from the bounding set"), errno);
+      InitFail(p, absl::StrCat("drop capability ", cap, " from the bounding set"), errno);
     }
   }
   ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
@@ -397,7 +388,7 @@ void SetCapabilities(const InitPipes& p, const ContainerSpec& spec, bool root) {
     data[cap / 32].effective |= 1u << (cap % 32);
     data[cap / 32].permitted |= 1u << (cap % 32);
   }
-  if (::syscall(SYS_capset, &header, data) != 0) Fail(p, "set capabilities", errno);
+  if (::syscall(SYS_capset, &header, data) != 0) InitFail(p, "set capabilities", errno);
 }
 
 // The filter criusd compiled (struct sock_filter[]), as is.
@@ -405,13 +396,13 @@ void InstallSeccomp(const InitPipes& p, const ContainerSpec& spec) {
   const std::string& bpf = spec.seccomp_bpf();
   size_t n = bpf.size() / sizeof(struct sock_filter);
   if (bpf.size() % sizeof(struct sock_filter) != 0 || n == 0 || n > BPF_MAXINSNS) {
-    Fail(p, "the seccomp program is malformed");
+    InitFail(p, "the seccomp program is malformed");
   }
   struct sock_fprog prog = {static_cast<unsigned short>(n),
                             reinterpret_cast<struct sock_filter*>(const_cast<char*>(bpf.data()))};
   unsigned int flags = spec.seccomp_log() ? SECCOMP_FILTER_FLAG_LOG : 0;
   if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog) != 0) {
-    Fail(p, "install the seccomp filter", errno);
+    InitFail(p, "install the seccomp filter", errno);
   }
 }
 
@@ -433,19 +424,30 @@ std::vector<gid_t> ImageGroups(const std::string& user) {
 
 }  // namespace
 
-void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
+void InitFail(const InitPipes& p, const std::string& what, int err, char kind) {
+  std::string msg = absl::StrCat(std::string(1, kind), what, err ? absl::StrCat(": ", strerror(err)) : "");
+  ssize_t ignored = ::write(p.sync_w, msg.data(), msg.size());
+  (void)ignored;
+  ::_exit(127);
+}
+
+bool AwaitPlacement(const InitPipes& p) {
   // A process parked here must not outlive its monitor.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   ::setsid();
   ResetSignals();
   // Nothing happens until the monitor has put us in our cgroup.
   char placed;
-  if (::read(p.start_r, &placed, 1) != 1) ::_exit(127);
+  return ::read(p.start_r, &placed, 1) == 1;
+}
+
+void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
+  if (!AwaitPlacement(p)) ::_exit(127);
 
   if (p.console < 0) {  // else the terminal, once the container's /dev/pts is there
     int in = p.stdin_r >= 0 ? p.stdin_r : ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (in < 0 || ::dup2(in, 0) < 0 || ::dup2(p.stdout_w, 1) < 0 || ::dup2(p.stderr_w, 2) < 0) {
-      Fail(p, "set up stdio", errno);
+      InitFail(p, "set up stdio", errno);
     }
   }
 
@@ -456,12 +458,12 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
   bool bidirectional = false;
   for (const Mount& m : spec.mounts()) bidirectional = bidirectional || m.propagation() == 2;
   if (!bidirectional && ::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
-    Fail(p, "make / a slave mount", errno);
+    InitFail(p, "make / a slave mount", errno);
   }
   if (bidirectional) {
     std::string holder = MountPointOf(spec.rootfs());
     if (::mount(nullptr, holder.c_str(), nullptr, MS_PRIVATE, nullptr) != 0) {
-      Fail(p, absl::StrCat("make ", holder, " private"), errno);
+      InitFail(p, absl::StrCat("make ", holder, " private"), errno);
     }
   }
   // In a user namespace the image's layers are idmapped lower layers: a
@@ -472,15 +474,15 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
   std::vector<std::string> lowers(spec.lower_dirs().begin(), spec.lower_dirs().end());
   if (!spec.user_namespace().empty()) {
     userns = ::open(spec.user_namespace().c_str(), O_RDONLY | O_CLOEXEC);
-    if (userns < 0) Fail(p, absl::StrCat("open the pod's user namespace ", spec.user_namespace()), errno);
+    if (userns < 0) InitFail(p, absl::StrCat("open the pod's user namespace ", spec.user_namespace()), errno);
     for (std::string& lower : lowers) {
       absl::StatusOr<UniqueFd> copy = sandbox::IdmappedCopy(lower, userns, false);
-      if (!copy.ok()) Fail(p, absl::StrCat("image layer: ", copy.status().message()));
+      if (!copy.ok()) InitFail(p, absl::StrCat("image layer: ", copy.status().message()));
       lower = absl::StrCat("/proc/self/fd/", copy->get());
       idmapped.push_back(std::move(*copy));
     }
     if (::lchown(spec.upper_dir().c_str(), spec.userns_root_uid(), spec.userns_root_gid()) != 0) {
-      Fail(p, absl::StrCat("give the container's root its upper directory ", spec.upper_dir()), errno);
+      InitFail(p, absl::StrCat("give the container's root its upper directory ", spec.upper_dir()), errno);
     }
   }
   std::string lower = absl::StrJoin(lowers, ":");
@@ -488,11 +490,11 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
                                      ",workdir=", spec.work_dir());
   const unsigned long nodev = spec.nodev() ? MS_NODEV : 0;
   if (::mount("overlay", spec.rootfs().c_str(), "overlay", nodev, options.c_str()) != 0) {
-    Fail(p, absl::StrCat("mount the root filesystem (overlay) on ", spec.rootfs()), errno);
+    InitFail(p, absl::StrCat("mount the root filesystem (overlay) on ", spec.rootfs()), errno);
   }
   idmapped.clear();  // the overlay holds its layers now
   int root = ::open(spec.rootfs().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (root < 0) Fail(p, absl::StrCat("open ", spec.rootfs()), errno);
+  if (root < 0) InitFail(p, absl::StrCat("open ", spec.rootfs()), errno);
 
   MountIn(p, root, "proc", "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
   std::string dev_options = "mode=755,size=65536k";
@@ -527,7 +529,7 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
   for (const Mount& m : spec.mounts()) {
     std::string via;
     if (m.from_request() && EscapesRoot(root, m.destination(), &via)) {
-      Fail(p, absl::StrCat("config.mounts[", m.index(), "]: container_path \"", m.destination(),
+      InitFail(p, absl::StrCat("config.mounts[", m.index(), "]: container_path \"", m.destination(),
                            "\" leads out of the root filesystem through the image's symlink ", via), 0, 'I');
     }
     Bind(p, root, m.source(), m.destination(), m.readonly(), true, m.recursive_readonly(), spec.nodev(),
@@ -538,7 +540,7 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
       std::string proc = absl::StrCat("/proc/self/fd/", target);
       unsigned long type = m.propagation() == 2 ? MS_SHARED : MS_SLAVE;
       if (target < 0 || ::mount(nullptr, proc.c_str(), nullptr, MS_REC | type, nullptr) != 0) {
-        Fail(p, absl::StrCat("set the propagation of ", m.destination()), errno);
+        InitFail(p, absl::StrCat("set the propagation of ", m.destination()), errno);
       }
       ::close(target);
     }
@@ -548,51 +550,51 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
   for (const std::string& path : spec.masked_paths()) Mask(p, root, path);
   for (const std::string& path : spec.readonly_paths()) MakeReadonly(p, root, path);
 
-  if (::fchdir(root) != 0) Fail(p, "enter the root filesystem", errno);
+  if (::fchdir(root) != 0) InitFail(p, "enter the root filesystem", errno);
   for (const auto& [link, target] : {std::pair{"dev/fd", "/proc/self/fd"}, {"dev/stdin", "/proc/self/fd/0"},
                                      {"dev/stdout", "/proc/self/fd/1"}, {"dev/stderr", "/proc/self/fd/2"},
                                      {"dev/ptmx", "pts/ptmx"}}) {
-    if (::symlink(target, link) != 0 && errno != EEXIST) Fail(p, absl::StrCat("symlink /", link), errno);
+    if (::symlink(target, link) != 0 && errno != EEXIST) InitFail(p, absl::StrCat("symlink /", link), errno);
   }
   if (spec.readonly_rootfs() &&
       ::mount(nullptr, ".", nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0) {
-    Fail(p, "make the root filesystem read-only", errno);
+    InitFail(p, "make the root filesystem read-only", errno);
   }
   // The old root, slave before it goes: with a bidirectional mount our
   // copies of the node's mounts are its peers, and detaching them must not
   // unmount them on the node. It is named through an fd taken before the
   // pivot: "." would name the new root, and the bidirectional mounts in it.
   int old_root = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (old_root < 0) Fail(p, "open the old root", errno);
-  if (::syscall(SYS_pivot_root, ".", ".") != 0) Fail(p, "pivot_root", errno);
+  if (old_root < 0) InitFail(p, "open the old root", errno);
+  if (::syscall(SYS_pivot_root, ".", ".") != 0) InitFail(p, "pivot_root", errno);
   std::string old_path = absl::StrCat("/proc/self/fd/", old_root);
   if (::mount(nullptr, old_path.c_str(), nullptr, MS_SLAVE | MS_REC, nullptr) != 0) {
-    Fail(p, "make the old root a slave", errno);
+    InitFail(p, "make the old root a slave", errno);
   }
-  if (::umount2(old_path.c_str(), MNT_DETACH) != 0) Fail(p, "detach the old root", errno);
+  if (::umount2(old_path.c_str(), MNT_DETACH) != 0) InitFail(p, "detach the old root", errno);
   ::close(old_root);
-  if (::chdir("/") != 0) Fail(p, "chdir /", errno);
+  if (::chdir("/") != 0) InitFail(p, "chdir /", errno);
   ::close(root);
   if (p.console >= 0) {
     // The terminal becomes the session's controlling terminal and all of stdio.
     std::string error;
     int tty = OpenTerminal(p.console, &error);
-    if (tty < 0) Fail(p, error, 0);
+    if (tty < 0) InitFail(p, error, 0);
     if (::dup2(tty, 0) < 0 || ::dup2(tty, 1) < 0 || ::dup2(tty, 2) < 0 || ::ioctl(0, TIOCSCTTY, 0) != 0) {
-      Fail(p, "set up the terminal", errno);
+      InitFail(p, "set up the terminal", errno);
     }
     ::close(tty);
   }
   if (userns >= 0) {
     // Last of what needs the node's privileges: from here on our IDs and
     // capabilities are the pod's.
-    if (::setns(userns, CLONE_NEWUSER) != 0) Fail(p, "join the pod's user namespace", errno);
+    if (::setns(userns, CLONE_NEWUSER) != 0) InitFail(p, "join the pod's user namespace", errno);
     ::close(userns);
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a change of credentials clears it
   }
 
   std::vector<std::string> args(spec.args().begin(), spec.args().end());
-  if (args.empty()) Fail(p, "no command: neither the image nor the container names one", 0, 'I');
+  if (args.empty()) InitFail(p, "no command: neither the image nor the container names one", 0, 'I');
   ContainerProcess proc = BecomeContainerProcess(spec, p, args);
   std::vector<char*> envp, argv;
   for (auto& e : proc.env) envp.push_back(e.data());
@@ -607,7 +609,7 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
   if (::read(p.start_r, &go, 1) != 1) ::_exit(0);
   ::close(p.start_r);
   ::execve(proc.exe.c_str(), argv.data(), envp.data());
-  Fail(p, absl::StrCat("exec ", proc.exe), errno, 'I');
+  InitFail(p, absl::StrCat("exec ", proc.exe), errno, 'I');
 }
 
 int OpenTerminal(int console, std::string* error) {
@@ -651,47 +653,50 @@ void ResetSignals() {
   }
 }
 
+void SetOomScoreAdj(const ContainerSpec& spec, const InitPipes& p) {
+  if (!spec.set_oom_score_adj()) return;
+  // As containerd's restrict_oom_score_adj: never below our own score,
+  // which a node without CAP_SYS_RESOURCE would refuse anyway.
+  int own = 0;
+  std::ifstream("/proc/self/oom_score_adj") >> own;
+  std::string value = absl::StrCat(std::max(own, static_cast<int>(spec.oom_score_adj())));
+  int fd = ::open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || ::write(fd, value.data(), value.size()) < 0) InitFail(p, "set oom_score_adj", errno);
+  ::close(fd);
+}
+
 ContainerProcess BecomeContainerProcess(const ContainerSpec& spec, const InitPipes& p,
                                         const std::vector<std::string>& args) {
   ContainerProcess out;
   Ids ids;
   std::string error;
-  if (!ResolveUser(spec.user(), &ids, &error)) Fail(p, error, 0, 'I');
+  if (!ResolveUser(spec.user(), &ids, &error)) InitFail(p, error, 0, 'I');
   if (!FindExecutable(args[0], EnvValue(spec.env(), "PATH"), &out.exe)) {
-    Fail(p, absl::StrCat("executable \"", args[0], "\" not found in the container"), errno, 'I');
+    InitFail(p, absl::StrCat("executable \"", args[0], "\" not found in the container"), errno, 'I');
   }
   const std::string cwd = spec.cwd().empty() ? std::string("/") : spec.cwd();
   if (::chdir(cwd.c_str()) != 0) {
-    Fail(p, absl::StrCat("working directory \"", cwd, "\""), errno, 'I');
+    InitFail(p, absl::StrCat("working directory \"", cwd, "\""), errno, 'I');
   }
 
-  if (spec.set_oom_score_adj()) {
-    // As containerd's restrict_oom_score_adj: never below our own score,
-    // which a node without CAP_SYS_RESOURCE would refuse anyway.
-    int own = 0;
-    std::ifstream("/proc/self/oom_score_adj") >> own;
-    std::string value = absl::StrCat(std::max(own, static_cast<int>(spec.oom_score_adj())));
-    int fd = ::open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || ::write(fd, value.data(), value.size()) < 0) Fail(p, "set oom_score_adj", errno);
-    ::close(fd);
-  }
+  SetOomScoreAdj(spec, p);
   std::vector<gid_t> groups(spec.additional_gids().begin(), spec.additional_gids().end());
   if (spec.merge_image_groups() && !ids.name.empty()) {
     for (gid_t g : ImageGroups(ids.name)) {
       if (std::find(groups.begin(), groups.end(), g) == groups.end()) groups.push_back(g);
     }
   }
-  if (::setgroups(groups.size(), groups.data()) != 0) Fail(p, "setgroups", errno);
+  if (::setgroups(groups.size(), groups.data()) != 0) InitFail(p, "setgroups", errno);
   // Without no_new_privs, installing a filter takes CAP_SYS_ADMIN, which the
   // process has only until the capabilities are set: install it first. The
   // few calls left before execve are allowed by any profile a container can
   // run under (runc orders it the same way).
   if (!spec.seccomp_bpf().empty() && !spec.no_new_privs()) InstallSeccomp(p, spec);
   SetCapabilities(p, spec, false);
-  if (::setresgid(ids.gid, ids.gid, ids.gid) != 0) Fail(p, absl::StrCat("setgid ", ids.gid), errno);
-  if (::setresuid(ids.uid, ids.uid, ids.uid) != 0) Fail(p, absl::StrCat("setuid ", ids.uid), errno);
+  if (::setresgid(ids.gid, ids.gid, ids.gid) != 0) InitFail(p, absl::StrCat("setgid ", ids.gid), errno);
+  if (::setresuid(ids.uid, ids.uid, ids.uid) != 0) InitFail(p, absl::StrCat("setuid ", ids.uid), errno);
   if (ids.uid == 0) SetCapabilities(p, spec, true);
-  if (spec.no_new_privs() && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) Fail(p, "set no_new_privs", errno);
+  if (spec.no_new_privs() && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) InitFail(p, "set no_new_privs", errno);
   if (!spec.seccomp_bpf().empty() && spec.no_new_privs()) InstallSeccomp(p, spec);
 
   out.env.assign(spec.env().begin(), spec.env().end());

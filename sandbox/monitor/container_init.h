@@ -26,6 +26,24 @@ struct InitPipes {
 // Never returns.
 [[noreturn]] void ContainerInit(const ContainerSpec& spec, const InitPipes& pipes);
 
+// A unikernel container's process (spec.tender set): the tender, in the
+// pod's namespaces and the container's cgroup, with the rootfs mounted
+// (never entered) for the guest and its block images. Never returns.
+[[noreturn]] void TenderInit(const ContainerSpec& spec, const InitPipes& pipes);
+
+// The step that failed, written to the monitor, then exit. 'E': the node's
+// side failed; 'I': the request or the image is at fault (no such
+// executable, user or working directory).
+[[noreturn]] void InitFail(const InitPipes& p, const std::string& what, int err = 0, char kind = 'E');
+
+// The start of every container process: no outliving the monitor, a
+// session of its own, default signals, and nothing done until the monitor
+// has placed it in its cgroup (false: the monitor gave up).
+bool AwaitPlacement(const InitPipes& p);
+
+// The spec's oom_score_adj, if it sets one (never below the monitor's).
+void SetOomScoreAdj(const ContainerSpec& spec, const InitPipes& p);
+
 // A new terminal of the devpts at /dev/pts (the container's, once its mount
 // namespace is ours): the master is sent on `console` (SCM_RIGHTS), the
 // slave returned; -1 and `error` when that fails.

@@ -131,7 +131,9 @@ absl::Status Monitor::Create(const ContainerSpec& spec, ContainerState* state) {
     ::close(start[1]);
     ::close(out[0]);
     ::close(err[0]);
-    ContainerInit(spec, InitPipes{sync[1], start[0], out[1], err[1], in[0], console_theirs.get()});
+    InitPipes pipes{sync[1], start[0], out[1], err[1], in[0], console_theirs.get()};
+    if (spec.has_tender()) TenderInit(spec, pipes);
+    ContainerInit(spec, pipes);
   }
   int clone_errno = errno;
   if (pid > 0) {
@@ -232,6 +234,7 @@ absl::Status Monitor::Signal(const std::string& id, int sig, ContainerState* sta
       errno != ESRCH) {
     return ErrnoError(errno, absl::StrCat("signal ", sig, " to container ", id));
   }
+  if (sig == SIGTERM) c->sigterm = true;
   *state = c->state;
   return absl::OkStatus();
 }
@@ -276,12 +279,77 @@ static uint64_t OomKills(const std::string& file) {
   return 0;
 }
 
+// The last line of a tender's stderr that names a guest fault, or "".
+static std::string FaultLine(const std::string& tail) {
+  std::string found;
+  size_t start = 0;
+  while (start < tail.size()) {
+    size_t end = tail.find('\n', start);
+    if (end == std::string::npos) end = tail.size();
+    std::string line = tail.substr(start, end - start);
+    if (line.find("guest fault:") != std::string::npos || line.find("KVM: run vCPU") != std::string::npos) {
+      found = line;
+    }
+    start = end + 1;
+  }
+  return found;
+}
+
+// How a pod sees a tender's end (unikernel/ABI.md has the tenders' side):
+// the guest's own status; 143 for SIGTERM, which a guest that did not opt
+// into shutdown never sees; 137 for SIGKILL; and 255 for a guest fault,
+// with the fault as the message (hvt: status 1 and its "guest fault:"
+// line; spt: the signal the fault raised).
+static void TenderExit(const Container& c, int status, ContainerState* s) {
+  if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    if (sig == SIGKILL || sig == SIGTERM) {
+      s->set_exit_code(128 + sig);
+      s->set_shutdown(sig == SIGKILL ? "killed" : "halted");
+      return;
+    }
+    s->set_exit_code(255);
+    const char* abbrev = sigabbrev_np(sig);
+    if (sig == SIGSYS) {
+      s->set_message("guest fault: a system call outside the spt allowlist (SIGSYS)");
+    } else if (abbrev != nullptr) {
+      s->set_message(absl::StrCat("guest fault: SIG", abbrev, " (", strsignal(sig), ")"));
+    } else {
+      s->set_message(absl::StrCat("guest fault: signal ", sig));
+    }
+    return;
+  }
+  int code = WEXITSTATUS(status);
+  std::string fault = code == 1 ? FaultLine(c.stderr_tail) : "";
+  if (!fault.empty()) {
+    // Without the tender's name: "guest fault: ..." or "KVM: run vCPU: ...".
+    size_t from = fault.find("guest fault:");
+    s->set_exit_code(255);
+    s->set_message(fault.substr(from != std::string::npos ? from : fault.find("KVM:")));
+    return;
+  }
+  s->set_exit_code(code);
+  if (code == 1 && !c.stderr_tail.empty()) {
+    // A set-up error of the tender: its message is its last line.
+    std::string tail = c.stderr_tail.substr(0, c.stderr_tail.find_last_not_of('\n') + 1);
+    s->set_message(tail.substr(tail.rfind('\n') == std::string::npos ? 0 : tail.rfind('\n') + 1));
+  }
+  if (c.sigterm) s->set_shutdown("cooperative");
+}
+
 void Monitor::Reaped(pid_t pid, int status) {
   for (auto& [id, c] : containers_) {
     if (c->pid != pid) continue;
     c->state.set_phase(ContainerState::EXITED);
     c->state.set_finished_at_ns(NowNs());
     c->state.set_exit_code(WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status));
+    if (c->spec.has_tender()) {
+      // Its last words first: they may name a fault.
+      for (auto& fd : c->out) {
+        if (fd) ReadLogs(fd.get());
+      }
+      TenderExit(*c, status, &c->state);
+    }
     // Killed, and its cgroup counts an OOM kill: the OOM killer did it (the
     // process itself, or its pid 1 after a child was chosen).
     if (!c->spec.oom_events().empty() && OomKills(c->spec.oom_events()) > 0 &&
@@ -304,6 +372,10 @@ void Monitor::RecordExit(Container& c) {
   if (absl::Status st = WriteFileAtomic(absl::StrCat(dir, "/", c.state.id()), text, 0600); !st.ok()) {
     LOG_ERROR("record exit of %s: %s", c.state.id(), std::string(st.message()));
   }
+  Tell(c);
+}
+
+void Monitor::Tell(const Container& c) {
   crius::monitor::Response told;
   *told.mutable_container() = c.state;
   for (int conn : watchers_) (void)sandbox::SendMessage(conn, told);  // a gone watcher is closed on its EOF
@@ -318,6 +390,7 @@ void Monitor::ReadLogs(int fd) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n > 0) {
       c->log.Write(stream == 1, absl::string_view(buf, static_cast<size_t>(n)));
+      if (c->spec.has_tender()) TenderOutput(*c, stream, absl::string_view(buf, static_cast<size_t>(n)));
       if (!c->attached.empty()) Forward(*c, stream, buf, static_cast<size_t>(n));
       continue;
     }
@@ -330,6 +403,20 @@ void Monitor::ReadLogs(int fd) {
     // The output has ended: so have the attach sessions.
     if (!c->out[0] && !c->out[1]) c->attached.clear();
     return;
+  }
+}
+
+void Monitor::TenderOutput(Container& c, int stream, absl::string_view data) {
+  if (stream == 1) {
+    constexpr size_t kTail = 4096;
+    c.stderr_tail.append(data.data(), data.size());
+    if (c.stderr_tail.size() > kTail) c.stderr_tail.erase(0, c.stderr_tail.size() - kTail);
+    return;
+  }
+  if (c.state.first_output_at_ns() == 0 && c.state.phase() == ContainerState::RUNNING) {
+    // The guest's first console line: its boot time, told to criusd.
+    c.state.set_first_output_at_ns(NowNs());
+    Tell(c);
   }
 }
 

@@ -56,6 +56,10 @@ struct Container {
   // Attached clients: each gets a copy of the output (see AttachContainer).
   std::vector<UniqueFd> attached;
   CriLog log;
+  // A tender's: the end of its stderr (its last words name a fault), and
+  // whether it was asked to shut down.
+  std::string stderr_tail;
+  bool sigterm = false;
 };
 
 class Monitor {
@@ -80,6 +84,8 @@ class Monitor {
   void Reaped(pid_t pid, int status);
   void ReadLogs(int fd);
   void RecordExit(Container& c);
+  void Tell(const Container& c);
+  void TenderOutput(Container& c, int stream, absl::string_view data);
   Container* Find(const std::string& id);
   absl::Status StartPodInit();
   absl::Status EnterPodNamespaces();

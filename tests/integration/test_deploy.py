@@ -122,8 +122,8 @@ def expected_files():
     if os.access(b / "crius-monitor", os.X_OK):
         files["usr/local/bin/crius-monitor"] = (b / "crius-monitor", 0o755)
     for tender in ("crius-spt", "crius-hvt"):
-        if os.access(b / "unikernel" / tender, os.X_OK):
-            files[f"usr/local/bin/{tender}"] = (b / "unikernel" / tender, 0o755)
+        if os.access(b / tender, os.X_OK):
+            files[f"usr/local/bin/{tender}"] = (b / tender, 0o755)
     for doc in ("kubelet.md", "runtimeclass.yaml", "grafana-dashboard.json"):
         files[f"usr/local/share/doc/crius/{doc}"] = (DEPLOY / doc, 0o644)
     return files

@@ -245,6 +245,10 @@ def test_every_crius_family_follows_prometheus_naming(daemon):
         "crius_container_exits": "counter",
         "crius_pods": "gauge",
         "crius_containers": "gauge",
+        "crius_tender_starts": "counter",
+        "crius_tender_exits": "counter",
+        "crius_tender_shutdowns": "counter",
+        "crius_guest_boot_duration_seconds": "histogram",
     }
 
 

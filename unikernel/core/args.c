@@ -6,8 +6,9 @@
 
 const char *args_usage(void)
 {
-    return "usage: [--mem=MiB] [--net:NAME=TAP]... [--block:NAME=FILE]...\n"
-           "       [--block-sector-size:NAME=BYTES]... [--] GUEST [GUEST ARGS...]";
+    return "usage: [--mem=MiB] [--net:NAME=TAP]... [--net-mac:NAME=HWADDR]...\n"
+           "       [--block:NAME=FILE]... [--block-sector-size:NAME=BYTES]...\n"
+           "       [--] GUEST [GUEST ARGS...]";
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -76,6 +77,60 @@ static int add_device(struct tender_args *a, uint32_t type, const char *opt,
     return 0;
 }
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* "02:42:ac:11:00:02": six pairs of hex digits joined by ':', unicast. */
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+    for (int i = 0; i < 6; i++) {
+        int hi = hex_digit(s[0]), lo = hi < 0 ? -1 : hex_digit(s[1]);
+        if (lo < 0)
+            return -1;
+        mac[i] = (uint8_t)(hi << 4 | lo);
+        s += 2;
+        if (*s != (i == 5 ? 0 : ':'))
+            return -1;
+        if (i < 5)
+            s++;
+    }
+    return (mac[0] & 1) ? -1 : 0;
+}
+
+static int set_mac(struct tender_args *a, const char *opt, const char *rest, struct terr *e)
+{
+    char name[MFT_NAME_SIZE];
+    const char *value;
+    uint8_t mac[6];
+    if (split_named(opt, rest, name, &value, e) < 0)
+        return -1;
+    if (parse_mac(value, mac) < 0)
+        return terr_set(e, "%s: expected a unicast MAC address as xx:xx:xx:xx:xx:xx", opt);
+    struct dev_request *d = find_req(a, name);
+    if (d && d->type != MFT_DEV_NET_BASIC)
+        return terr_set(e, "%s: '%s' is already given as a block device", opt, name);
+    if (d && d->has_mac)
+        return terr_set(e, "%s: MAC of '%s' given twice", opt, name);
+    if (!d) {
+        if (a->ndev == MFT_MAX_ENTRIES - 1)
+            return terr_set(e, "%s: more than %d devices", opt, MFT_MAX_ENTRIES - 1);
+        d = &a->dev[a->ndev++];
+        memcpy(d->name, name, sizeof name);
+        d->type = MFT_DEV_NET_BASIC;
+    }
+    d->has_mac = 1;
+    memcpy(d->mac, mac, 6);
+    return 0;
+}
+
 static int set_sector_size(struct tender_args *a, const char *opt, const char *rest,
                            struct terr *e)
 {
@@ -123,6 +178,8 @@ int args_parse(int argc, char **argv, struct tender_args *a, struct terr *e)
             rc = 0;
         } else if (strncmp(s, "--net:", 6) == 0) {
             rc = add_device(a, MFT_DEV_NET_BASIC, s, s + 6, e);
+        } else if (strncmp(s, "--net-mac:", 10) == 0) {
+            rc = set_mac(a, s, s + 10, e);
         } else if (strncmp(s, "--block:", 8) == 0) {
             rc = add_device(a, MFT_DEV_BLOCK_BASIC, s, s + 8, e);
         } else if (strncmp(s, "--block-sector-size:", 20) == 0) {
@@ -135,10 +192,15 @@ int args_parse(int argc, char **argv, struct tender_args *a, struct terr *e)
     }
     if (i >= argc)
         return terr_set(e, "no guest ELF given");
-    for (unsigned d = 0; d < a->ndev; d++)
-        if (!a->dev[d].path)
-            return terr_set(e, "--block-sector-size:%s given without --block:%s=FILE",
-                            a->dev[d].name, a->dev[d].name);
+    for (unsigned d = 0; d < a->ndev; d++) {
+        if (a->dev[d].path)
+            continue;
+        if (a->dev[d].type == MFT_DEV_NET_BASIC)
+            return terr_set(e, "--net-mac:%s given without --net:%s=TAP", a->dev[d].name,
+                            a->dev[d].name);
+        return terr_set(e, "--block-sector-size:%s given without --block:%s=FILE",
+                        a->dev[d].name, a->dev[d].name);
+    }
     a->elf_path = argv[i];
     a->guest_argc = argc - i - 1;
     a->guest_argv = argv + i + 1;

@@ -1,6 +1,7 @@
 /* The tenders' shared command line:
- *   TENDER [--mem=MiB] [--net:NAME=TAP]... [--block:NAME=FILE]...
- *          [--block-sector-size:NAME=BYTES]... [--] GUEST.elf [GUEST ARGS...]
+ *   TENDER [--mem=MiB] [--net:NAME=TAP]... [--net-mac:NAME=HWADDR]...
+ *          [--block:NAME=FILE]... [--block-sector-size:NAME=BYTES]...
+ *          [--] GUEST.elf [GUEST ARGS...]
  */
 #ifndef CRIUS_UNIKERNEL_CORE_ARGS_H
 #define CRIUS_UNIKERNEL_CORE_ARGS_H
@@ -21,6 +22,8 @@ struct dev_request {
     char name[MFT_NAME_SIZE];
     const char *path; /* tap name or block file */
     uint32_t block_size; /* 0: default (512) */
+    int has_mac;         /* --net-mac given: mac, else a random one */
+    uint8_t mac[6];
 };
 
 struct tender_args {

@@ -110,7 +110,11 @@ int devices_attach(struct mft *m, const struct tender_args *a, struct terr *e)
         int fd;
         if (d->type == MFT_DEV_NET_BASIC) {
             fd = tap_open(d->path, e);
-            if (fd < 0 || random_mac(x->u.net_basic.mac, e) < 0)
+            if (fd < 0)
+                return terr_wrap(e, "attach net device '%s'", d->name);
+            if (d->has_mac)
+                memcpy(x->u.net_basic.mac, d->mac, 6);
+            else if (random_mac(x->u.net_basic.mac, e) < 0)
                 return terr_wrap(e, "attach net device '%s'", d->name);
             x->u.net_basic.mtu = DEVICES_NET_MTU;
         } else {

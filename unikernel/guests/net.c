@@ -2,7 +2,7 @@
  * net: a network guest that is its own IP host on device "service0":
  * answers ARP for its address, ICMP echo, a UDP key/value store on port
  * 7000 ("put KEY VALUE" -> "ok", "get KEY" -> VALUE or "missing") and HTTP/1.0
- * on TCP port 80 (any request -> 200 "hello"). Arguments: ip=A.B.C.D.
+ * on TCP port 80 (any request -> 200 "hello"). Arguments: ip=A.B.C.D[/PREFIX].
  * Opts into crius's shutdown notification and exits 0 on a request.
  */
 #include "lib/guest.h"
@@ -49,7 +49,7 @@ static bool parse_ip(const char *s, uint8_t ip[4])
             return false;
         ip[i] = (uint8_t)v;
     }
-    return *s == 0 || *s == ' ';
+    return *s == 0 || *s == ' ' || *s == '/'; /* A.B.C.D or A.B.C.D/PREFIX */
 }
 
 /* Sends tx: Ethernet header to `dst`, then `len` bytes of payload. */

@@ -391,3 +391,30 @@ def _clean(path):
     if not path or path == ".":
         raise ValueError("a layer entry needs a path below /")
     return path
+
+
+def unikernel_image(name, elf, flavour, cmdline=None, blocks=None, extra_files=(), keys=None, use_labels=False):
+    """A unikernel guest's image: the ELF at /unikernel/<name>.<flavour>, named
+    by crius's annotations (or, with use_labels, config labels); `blocks`
+    maps a device name to (path, data) of a block image in the layer; `keys`
+    replaces crius's keys (urunc's, say)."""
+    layer = Layer()
+    layer.file(f"/unikernel/{name}.{flavour}", elf, mode=0o755)
+    for path, data in (blocks or {}).values():
+        layer.file(path, data, mode=0o644)
+    for kind, path, data in extra_files:
+        if kind == "file":
+            layer.file(path, data)
+        else:
+            layer.symlink(path, data)
+    settings = dict(keys) if keys is not None else {
+        "org.crius.unikernel.flavour": flavour,
+        "org.crius.unikernel.binary": f"/unikernel/{name}.{flavour}",
+    }
+    if cmdline is not None:
+        settings["org.crius.unikernel.cmdline"] = cmdline
+    if blocks:
+        settings["org.crius.unikernel.block"] = ",".join(f"{dev}={path}" for dev, (path, _) in blocks.items())
+    if use_labels:
+        return Image([layer], env=None, labels=settings)
+    return Image([layer], env=None, annotations=settings)

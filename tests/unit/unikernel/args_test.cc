@@ -61,6 +61,33 @@ TEST(TenderArgs, SectorSizeMayComeFirst) {
   EXPECT_STREQ(r.a.dev[0].path, "/d");
 }
 
+TEST(TenderArgs, TakesTheMacOfANetDeviceEitherSideOfIt) {
+  Result r = Parse({"--net-mac:service0=02:42:0A:58:00:07", "--net:service0=tap0", "g"});
+  ASSERT_EQ(r.rc, 0) << r.error;
+  ASSERT_EQ(r.a.ndev, 1u);
+  EXPECT_EQ(r.a.dev[0].has_mac, 1);
+  const uint8_t want[6] = {0x02, 0x42, 0x0a, 0x58, 0x00, 0x07};
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(r.a.dev[0].mac), 6), std::string(reinterpret_cast<const char*>(want), 6));
+  r = Parse({"--net:service0=tap0", "g"});
+  ASSERT_EQ(r.rc, 0) << r.error;
+  EXPECT_EQ(r.a.dev[0].has_mac, 0);
+}
+
+TEST(TenderArgs, RefusesBadMacs) {
+  for (const char* bad : {"--net-mac:n=02:42:0a:58:00", "--net-mac:n=02:42:0a:58:00:07:01", "--net-mac:n=0242.0a58.0007",
+                          "--net-mac:n=03:42:0a:58:00:07", "--net-mac:n=zz:42:0a:58:00:07"}) {
+    Result r = Parse({"--net:n=tap0", bad, "g"});
+    EXPECT_EQ(r.rc, -1) << bad;
+    EXPECT_NE(r.error.find("MAC"), std::string::npos) << r.error;
+  }
+  Result r = Parse({"--net-mac:n=02:42:0a:58:00:07", "g"});
+  EXPECT_EQ(r.rc, -1);
+  EXPECT_NE(r.error.find("without --net:n=TAP"), std::string::npos) << r.error;
+  r = Parse({"--block:n=/d", "--net-mac:n=02:42:0a:58:00:07", "g"});
+  EXPECT_EQ(r.rc, -1);
+  EXPECT_NE(r.error.find("block device"), std::string::npos) << r.error;
+}
+
 TEST(TenderArgs, RefusesBadSectorSizesWithUpstreamsMessage) {
   for (const char* bad : {"521", "256", "0", "65536", "x"}) {
     Result r = Parse({std::string("--block-sector-size:storage=") + bad, "--block:storage=/d", "g"});
