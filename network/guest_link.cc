@@ -82,8 +82,9 @@ class Request {
   static inline uint32_t seq_ = 0;
 };
 
-absl::Status AddIngressQdisc(int sock, int ifindex, const std::string& name) {
-  Request r(RTM_NEWQDISC, NLM_F_CREATE | NLM_F_EXCL);
+// Adds (RTM_NEWQDISC) or removes (RTM_DELQDISC) the ingress qdisc of a link.
+absl::Status IngressQdisc(int sock, uint16_t type, int ifindex, const std::string& what) {
+  Request r(type, type == RTM_NEWQDISC ? NLM_F_CREATE | NLM_F_EXCL : 0);
   struct tcmsg tc = {};
   tc.tcm_family = AF_UNSPEC;
   tc.tcm_ifindex = ifindex;
@@ -91,7 +92,7 @@ absl::Status AddIngressQdisc(int sock, int ifindex, const std::string& name) {
   tc.tcm_parent = TC_H_INGRESS;
   r.Body(tc);
   r.Attr(TCA_KIND, "ingress");
-  return r.Send(sock, absl::StrCat("add an ingress qdisc to ", name));
+  return r.Send(sock, what);
 }
 
 // u32 with one key that matches every packet (mask 0), and one action:
@@ -180,8 +181,8 @@ absl::StatusOr<GuestLink> Connect(const std::string& eth, const std::string& tap
     if (::ioctl(ioc.get(), SIOCGIFFLAGS, &t) != 0) return ErrnoError(errno, absl::StrCat("flags of ", tap));
     t.ifr_flags = static_cast<short>(t.ifr_flags | IFF_UP);
     if (::ioctl(ioc.get(), SIOCSIFFLAGS, &t) != 0) return ErrnoError(errno, absl::StrCat("bring ", tap, " up"));
-    CRIUS_RETURN_IF_ERROR(AddIngressQdisc(nl.get(), eth_index, eth));
-    CRIUS_RETURN_IF_ERROR(AddIngressQdisc(nl.get(), tap_index, tap));
+    CRIUS_RETURN_IF_ERROR(IngressQdisc(nl.get(), RTM_NEWQDISC, eth_index, absl::StrCat("add an ingress qdisc to ", eth)));
+    CRIUS_RETURN_IF_ERROR(IngressQdisc(nl.get(), RTM_NEWQDISC, tap_index, absl::StrCat("add an ingress qdisc to ", tap)));
     CRIUS_RETURN_IF_ERROR(AddRedirect(nl.get(), eth_index, tap_index,
                                       absl::StrCat("redirect ", eth, " to ", tap)));
     return AddRedirect(nl.get(), tap_index, eth_index, absl::StrCat("redirect ", tap, " to ", eth));
@@ -189,14 +190,7 @@ absl::StatusOr<GuestLink> Connect(const std::string& eth, const std::string& tap
   if (!st.ok()) {
     (void)DeleteLink(nl.get(), tap_index);
     // eth's qdisc goes with the redirect it was made for.
-    Request r(RTM_DELQDISC, 0);
-    struct tcmsg tc = {};
-    tc.tcm_family = AF_UNSPEC;
-    tc.tcm_ifindex = eth_index;
-    tc.tcm_handle = TC_H_MAKE(TC_H_INGRESS, 0);
-    tc.tcm_parent = TC_H_INGRESS;
-    r.Body(tc);
-    (void)r.Send(nl.get(), "remove the ingress qdisc");
+    (void)IngressQdisc(nl.get(), RTM_DELQDISC, eth_index, "remove the ingress qdisc");
     return st;
   }
   return link;

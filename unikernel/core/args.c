@@ -53,6 +53,31 @@ static struct dev_request *find_req(struct tender_args *a, const char *name)
     return NULL;
 }
 
+/* The request for device `name` of `type`, added if new; NULL (and `e`)
+ * when the name is taken by a device of the other type, or there are too
+ * many. */
+static struct dev_request *request_for(struct tender_args *a, const char *opt,
+                                       const char name[MFT_NAME_SIZE], uint32_t type,
+                                       struct terr *e)
+{
+    struct dev_request *d = find_req(a, name);
+    if (d && d->type != type) {
+        terr_set(e, "%s: '%s' is already given as a %s device", opt, name,
+                 d->type == MFT_DEV_NET_BASIC ? "net" : "block");
+        return NULL;
+    }
+    if (d)
+        return d;
+    if (a->ndev == MFT_MAX_ENTRIES - 1) {
+        terr_set(e, "%s: more than %d devices", opt, MFT_MAX_ENTRIES - 1);
+        return NULL;
+    }
+    d = &a->dev[a->ndev++];
+    memcpy(d->name, name, MFT_NAME_SIZE);
+    d->type = type;
+    return d;
+}
+
 static int add_device(struct tender_args *a, uint32_t type, const char *opt,
                       const char *rest, struct terr *e)
 {
@@ -60,19 +85,11 @@ static int add_device(struct tender_args *a, uint32_t type, const char *opt,
     const char *value;
     if (split_named(opt, rest, name, &value, e) < 0)
         return -1;
-    struct dev_request *d = find_req(a, name);
-    if (d && d->type != type)
-        return terr_set(e, "%s: '%s' is already given as a %s device", opt, name,
-                        d->type == MFT_DEV_NET_BASIC ? "net" : "block");
-    if (d && d->path)
+    struct dev_request *d = request_for(a, opt, name, type, e);
+    if (!d)
+        return -1;
+    if (d->path)
         return terr_set(e, "%s: device '%s' given twice", opt, name);
-    if (!d) {
-        if (a->ndev == MFT_MAX_ENTRIES - 1)
-            return terr_set(e, "%s: more than %d devices", opt, MFT_MAX_ENTRIES - 1);
-        d = &a->dev[a->ndev++];
-        memcpy(d->name, name, sizeof name);
-        d->type = type;
-    }
     d->path = value;
     return 0;
 }
@@ -114,18 +131,11 @@ static int set_mac(struct tender_args *a, const char *opt, const char *rest, str
         return -1;
     if (parse_mac(value, mac) < 0)
         return terr_set(e, "%s: expected a unicast MAC address as xx:xx:xx:xx:xx:xx", opt);
-    struct dev_request *d = find_req(a, name);
-    if (d && d->type != MFT_DEV_NET_BASIC)
-        return terr_set(e, "%s: '%s' is already given as a block device", opt, name);
-    if (d && d->has_mac)
+    struct dev_request *d = request_for(a, opt, name, MFT_DEV_NET_BASIC, e);
+    if (!d)
+        return -1;
+    if (d->has_mac)
         return terr_set(e, "%s: MAC of '%s' given twice", opt, name);
-    if (!d) {
-        if (a->ndev == MFT_MAX_ENTRIES - 1)
-            return terr_set(e, "%s: more than %d devices", opt, MFT_MAX_ENTRIES - 1);
-        d = &a->dev[a->ndev++];
-        memcpy(d->name, name, sizeof name);
-        d->type = MFT_DEV_NET_BASIC;
-    }
     d->has_mac = 1;
     memcpy(d->mac, mac, 6);
     return 0;
@@ -142,16 +152,9 @@ static int set_sector_size(struct tender_args *a, const char *opt, const char *r
     if (parse_u64(value, &v) < 0 || v < 512 || v > 32768 || (v & (v - 1)))
         return terr_set(e, "%s: Block size must be a multiple of 2 greater than or equal 512 "
                         "(a power of two from 512 to 32768)", opt);
-    struct dev_request *d = find_req(a, name);
-    if (d && d->type != MFT_DEV_BLOCK_BASIC)
-        return terr_set(e, "%s: '%s' is already given as a net device", opt, name);
-    if (!d) {
-        if (a->ndev == MFT_MAX_ENTRIES - 1)
-            return terr_set(e, "%s: more than %d devices", opt, MFT_MAX_ENTRIES - 1);
-        d = &a->dev[a->ndev++];
-        memcpy(d->name, name, sizeof name);
-        d->type = MFT_DEV_BLOCK_BASIC;
-    }
+    struct dev_request *d = request_for(a, opt, name, MFT_DEV_BLOCK_BASIC, e);
+    if (!d)
+        return -1;
     d->block_size = (uint32_t)v;
     return 0;
 }
