@@ -207,9 +207,9 @@ const std::vector<Key>& Keys() {
                 [](Config& c) -> std::string& { return c.unikernel.hvt_path; }),
       IntKey("unikernel.tender_reserve_mib",
              "MiB of a unikernel container's memory limit kept for its tender (its own pages\n"
-             "and, for hvt, the kernel's VM state); the guest gets the rest, so a guest that\n"
-             "touches all its memory is not OOM-killed with its tender. deploy/runtimeclass.yaml's\n"
-             "overhead matches it.",
+             "and, for hvt, the kernel's VM state); the guest gets the rest less 1/256 of it for\n"
+             "the page tables that map it, so a guest that touches all its memory is not\n"
+             "OOM-killed with its tender. deploy/runtimeclass.yaml's overhead matches it.",
              [](Config& c) -> int64_t& { return c.unikernel.tender_reserve_mib; }, 0, 4096),
       IntKey("unikernel.default_memory_mib",
              "Guest memory in MiB of a unikernel container without a memory limit.",

@@ -185,7 +185,7 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
   // tender; the CRI mounts, devices and security context (a process's)
   // do not reach a guest.
   const std::string flavour = PodFlavour(rt, *pod);
-  if (!flavour.empty()) CRIUS_RETURN_IF_ERROR(CheckOneGuestAtATime(rt, *pod, ""));
+  if (!flavour.empty()) CRIUS_RETURN_IF_ERROR(CheckOneGuestAtATime(rt, *pod));
   CRIUS_ASSIGN_OR_RETURN(std::optional<image::ImageInfo> image, rt.images().Find(config.image().image()));
   if (!image) {
     return absl::NotFoundError(absl::StrCat("image \"", config.image().image(),

@@ -281,6 +281,7 @@ absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
     CRIUS_FAILPOINT("sandbox_run.after_network");
     if (!PodFlavour(rt, *pod).empty()) {
       CRIUS_RETURN_IF_ERROR(Annotate(ConnectPodGuestNetwork(*pod, *attached), "give the guest the pod's network"));
+      CRIUS_FAILPOINT("sandbox_run.after_guest_link");
     }
   }
 

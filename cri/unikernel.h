@@ -73,9 +73,9 @@ absl::Status TenderSpec(const Runtime& rt, const Pod& pod, const v1::ContainerCo
                         crius::monitor::ContainerSpec* spec);
 
 // FailedPrecondition naming the rule when another guest container of the
-// pod is created or running (one tender, one tap per pod); `self` is
-// skipped.
-absl::Status CheckOneGuestAtATime(Runtime& rt, const Pod& pod, const std::string& self);
+// pod is being created, created or running (one tender, one tap per pod).
+// Called under the pod's lock, so two creates cannot both pass.
+absl::Status CheckOneGuestAtATime(Runtime& rt, const Pod& pod);
 
 // FailedPrecondition for exec, attach and port-forward into a guest.
 absl::Status RefuseIntoGuest(const Runtime& rt, const Pod& pod, const std::string& what);

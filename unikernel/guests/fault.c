@@ -5,6 +5,8 @@
  *   badarg    (hvt) hand the tender a console buffer outside guest memory
  *   mmio      (hvt) install page tables mapping memory the VM lacks, touch it
  *   lowarg    (hvt) have the tender write a POLL result over the boot info
+ *   overmem   touch every page of its memory, say how much, then the page
+ *             just past its end
  */
 #include "lib/guest.h"
 #ifdef GUEST_FLAVOUR_HVT
@@ -30,6 +32,22 @@ static void touch_unbacked_memory(void)
     *p = 42;
 }
 
+/* Touches every page from the end of the image to the end of guest memory
+ * (rewriting each byte it reads, so the stack above survives), then the
+ * first byte past it. */
+static void touch_all_memory_and_beyond(void)
+{
+    uint64_t start = (guest_boot.kernel_end + 4095) & ~4095ull;
+    for (uint64_t a = start; a < guest_boot.mem_size; a += 4096) {
+        volatile uint8_t *p = (volatile uint8_t *)a;
+        *p = *p;
+    }
+    g_puts("fault: touched ");
+    g_put_u64((guest_boot.mem_size - start) >> 20);
+    g_puts(" MiB\n");
+    *(volatile uint8_t *)guest_boot.mem_size = 1;
+}
+
 int guest_main(const char *cmdline)
 {
     g_puts("fault: ");
@@ -43,6 +61,8 @@ int guest_main(const char *cmdline)
         __asm__ __volatile__("ud2");
     } else if (g_prefix(cmdline, "badarg")) {
         g_write((const char *)(guest_boot.mem_size - 16), 4096);
+    } else if (g_prefix(cmdline, "overmem")) {
+        touch_all_memory_and_beyond();
     } else if (g_prefix(cmdline, "mmio")) {
         touch_unbacked_memory();
 #ifdef GUEST_FLAVOUR_HVT

@@ -27,7 +27,10 @@
 #include "unikernel/hvt/hvt.h"
 
 #define HVT_PAGE_2M (2ull << 20)
-#define HVT_MAX_MEM (4ull << 30)
+/* Guest memory ends below 3 GiB: the top GiB of the 32-bit space is where
+ * x86 keeps the IOAPIC and local APIC (0xfec00000, 0xfee00000), which a VM's
+ * memory must not cover. */
+#define HVT_MAX_MEM (3ull << 30)
 #define HVT_INTERNAL_TIMER (~1ull)
 
 static hvt_hypercall_fn hypercalls[HVT_HYPERCALL_MAX];

@@ -131,6 +131,20 @@ TEST_P(Tender, WritingToTheZeroPageFaults) {
   EXPECT_EQ(r.out.find("still running"), std::string::npos);
 }
 
+// A guest may touch every page it was given; the first byte past them is a
+// fault of the guest, never the tender's or the node's.
+TEST_P(Tender, TouchingAllMemoryWorksAndBeyondItFaults) {
+  TenderResult r = Run({"--mem=32", guest("fault"), "overmem"});
+  EXPECT_NE(r.out.find("fault: touched 30 MiB\n"), std::string::npos) << Describe(r);
+  if (flavour() == "hvt") {
+    EXPECT_EQ(r.status, kFault) << Describe(r);
+    EXPECT_NE(r.err.find("guest fault: triple fault"), std::string::npos) << Describe(r);
+  } else {
+    EXPECT_EQ(r.status, 128 + SIGSEGV) << Describe(r);
+  }
+  EXPECT_EQ(r.out.find("still running"), std::string::npos);
+}
+
 TEST_P(Tender, WritingToCodeFaults) {
   TenderResult r = Run({"--mem=32", guest("fault"), "text"});
   if (flavour() == "hvt") {
@@ -358,6 +372,12 @@ TEST(HvtOnly, RefusesMemoryThatIsNotWhole2MiBPages) {
   TenderResult r = RunTender({CRIUS_HVT_PATH, "--mem=3", GuestPath("hello", "hvt")});
   EXPECT_EQ(r.status, kSetupError) << Describe(r);
   EXPECT_NE(r.err.find("multiple of 2 MiB"), std::string::npos) << Describe(r);
+}
+
+TEST(HvtOnly, RefusesMemoryOverlappingTheApics) {
+  TenderResult r = RunTender({CRIUS_HVT_PATH, "--mem=3074", GuestPath("hello", "hvt")});
+  EXPECT_EQ(r.status, kSetupError) << Describe(r);
+  EXPECT_NE(r.err.find("at most 3072 MiB"), std::string::npos) << Describe(r);
 }
 
 // --- spt only ---
