@@ -401,9 +401,11 @@ def log_time_ns(line):
 
 def guest_first_line(r, flavour, image, n, warmup):
     """Unikernel pods: RunPodSandbox → the guest's first console line (its
-    timestamp in the CRI log), seconds; and the tender's PSS, MiB."""
+    timestamp in the CRI log), seconds; the same by step (RunPodSandbox,
+    CreateContainer, StartContainer, StartContainer's answer → the line);
+    and the tender's PSS, MiB."""
     pb, rt = r.pb, r.client.runtime
-    times, pss = [], []
+    times, steps, pss = [], [], []
     for i in range(warmup + n):
         uid = f"uk-{flavour}-{os.getpid()}-{i}"
         logs = r.logs / uid
@@ -416,10 +418,13 @@ def guest_first_line(r, flavour, image, n, warmup):
         t0 = time.time_ns()
         pod = rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg, runtime_handler=f"crius-{flavour}"),
                                timeout=120).pod_sandbox_id
+        t1 = time.time_ns()
         r.pod_cgroups[pod] = cfg.linux.cgroup_parent
         cid = rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pod, config=ccfg, sandbox_config=cfg),
                                  timeout=120).container_id
+        t2 = time.time_ns()
         rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+        t3 = time.time_ns()
         deadline = time.monotonic() + 30
         first = None
         while first is None and time.monotonic() < deadline:
@@ -434,11 +439,12 @@ def guest_first_line(r, flavour, image, n, warmup):
             raise RuntimeError(f"crius-{flavour}: no console line from the guest in 30 s")
         if i >= warmup:
             times.append((first - t0) / 1e9)
+            steps.append(((t1 - t0) / 1e9, (t2 - t1) / 1e9, (t3 - t2) / 1e9, max(first - t3, 0) / 1e9))
             info = json.loads(rt.ContainerStatus(pb.ContainerStatusRequest(container_id=cid, verbose=True),
                                                  timeout=60).info["info"])
             pss.append(pss_kib(info["pid"]) / 1024)
         r.remove_pod(pod)
-    return times, pss
+    return times, steps, pss
 
 
 FIGURES = [
@@ -555,21 +561,24 @@ def main():
         # Unikernel pods: no containerd equivalent; absolute figures beside
         # containerd+runc's pod ready.
         uk_rows = ["| unikernel pod (crius only) | RunPodSandbox → first console line, p50 | p99 | "
-                   "tender PSS per pod |", "| --- | --- | --- | --- |"]
+                   "tender PSS per pod | by step, p50: RunPodSandbox, CreateContainer, StartContainer, "
+                   "then to the line |", "| --- | --- | --- | --- | --- |"]
         runc_ready = pct(results["runc"]["pod_ready"], 50) * 1000
         for flavour in ("spt", "hvt"):
             elf = (BUILD / "unikernel" / "guests" / f"sleeper.{flavour}").read_bytes()
             ref = oci.push(registry, oci.unikernel_image("sleeper", elf, flavour), f"bench/sleeper-{flavour}").ref
             crius.client.image.PullImage(crius.pb.PullImageRequest(image=crius.pb.ImageSpec(image=ref)), timeout=120)
-            times, pss = guest_first_line(runtimes[0], flavour, ref, 3 if args.smoke else 50, warmup)
+            times, steps, pss = guest_first_line(runtimes[0], flavour, ref, 3 if args.smoke else 50, warmup)
             results["crius"][f"first_line_{flavour}"] = times
+            results["crius"][f"first_line_steps_{flavour}"] = steps
             results["crius"][f"tender_pss_mib_{flavour}"] = pss
+            by_step = ", ".join(f"{pct([s[k] for s in steps], 50) * 1000:.1f}" for k in range(4))
             uk_rows.append(f"| crius-{flavour} | {pct(times, 50) * 1000:.1f} ms | {pct(times, 99) * 1000:.1f} ms | "
-                           f"{pct(pss, 50):.2f} MiB |")
+                           f"{pct(pss, 50):.2f} MiB | {by_step} ms |")
             rows.append({"figure": f"crius-{flavour}: RunPodSandbox to first console line, p50", "unit": "ms",
                          "crius": pct(times, 50) * 1000, "runc": runc_ready, "crun": None, "ratio": None,
                          "target": None})
-        uk_rows.append(f"| containerd+runc pod ready, p50 (for scale) | {runc_ready:.1f} ms | - | - |")
+        uk_rows.append(f"| containerd+runc pod ready, p50 (for scale) | {runc_ready:.1f} ms | - | - | - |")
         md = md + "\n\n" + "\n".join(uk_rows)
         steps = "; ".join(f"{name}: " + ", ".join(f"{k} {v:.1f}" for k, v in results[name]["pod_ready_steps_ms"].items())
                           for name in RUNTIMES)

@@ -56,8 +56,7 @@ absl::StatusOr<std::string> ReadIfPresent(Fs& fs, const std::string& path);
 // A file holding one number; a missing or empty file is 0.
 absl::StatusOr<uint64_t> ReadCounter(Fs& fs, const std::string& path);
 // An empty directory stands for a controller the host does not have.
-absl::StatusOr<Stats> ReadStatsV1(Fs& fs, const std::string& cpuacct_dir,
-                                  const std::string& memory_dir, const std::string& pids_dir);
+absl::StatusOr<Stats> ReadStatsV1(Fs& fs, const std::string& cpuacct_dir, const std::string& memory_dir);
 absl::StatusOr<Stats> ReadStatsV2(Fs& fs, const std::string& dir);
 absl::StatusOr<uint64_t> ReadOomKillsV1(Fs& fs, const std::string& memory_dir);
 absl::StatusOr<uint64_t> ReadOomKillsV2(Fs& fs, const std::string& dir);

@@ -1,6 +1,4 @@
 // Usage counters from cgroup files only: no fork, no exec, one read per file.
-#include <unistd.h>
-
 #include <cerrno>
 
 #include "absl/strings/ascii.h"
@@ -66,36 +64,19 @@ absl::StatusOr<uint64_t> ReadCounter(Fs& fs, const std::string& path) {
   return v;
 }
 
-absl::StatusOr<Stats> ReadStatsV1(Fs& fs, const std::string& cpuacct_dir,
-                                  const std::string& memory_dir, const std::string& pids_dir) {
+absl::StatusOr<Stats> ReadStatsV1(Fs& fs, const std::string& cpuacct_dir, const std::string& memory_dir) {
   Stats s;
   s.timestamp_ns = absl::GetCurrentTimeNanos();
   if (!cpuacct_dir.empty()) {
     CRIUS_ASSIGN_OR_RETURN(s.cpu_usage_ns, ReadCounter(fs, cpuacct_dir + "/cpuacct.usage"));
-    if (fs.Exists(cpuacct_dir + "/cpuacct.usage_user")) {
-      CRIUS_ASSIGN_OR_RETURN(s.cpu_user_ns, ReadCounter(fs, cpuacct_dir + "/cpuacct.usage_user"));
-      CRIUS_ASSIGN_OR_RETURN(s.cpu_system_ns, ReadCounter(fs, cpuacct_dir + "/cpuacct.usage_sys"));
-    } else {
-      // Older kernels: only cpuacct.stat, in USER_HZ ticks.
-      CRIUS_ASSIGN_OR_RETURN(auto stat, ReadKeyed(fs, cpuacct_dir + "/cpuacct.stat"));
-      long hz = ::sysconf(_SC_CLK_TCK);
-      uint64_t ns_per_tick = hz > 0 ? 1000000000ull / static_cast<uint64_t>(hz) : 10000000ull;
-      s.cpu_user_ns = Get(stat, "user") * ns_per_tick;
-      s.cpu_system_ns = Get(stat, "system") * ns_per_tick;
-    }
   }
   if (!memory_dir.empty()) {
     CRIUS_ASSIGN_OR_RETURN(s.memory_usage_bytes, ReadCounter(fs, memory_dir + "/memory.usage_in_bytes"));
     CRIUS_ASSIGN_OR_RETURN(auto stat, ReadKeyed(fs, memory_dir + "/memory.stat"));
     s.memory_working_set_bytes = WorkingSet(s.memory_usage_bytes, Total(stat, "inactive_file"));
     s.memory_rss_bytes = Total(stat, "rss");
-    s.memory_cache_bytes = Total(stat, "cache");
     s.page_faults = Total(stat, "pgfault");
     s.major_page_faults = Total(stat, "pgmajfault");
-    CRIUS_ASSIGN_OR_RETURN(s.oom_kills, ReadOomKillsV1(fs, memory_dir));
-  }
-  if (!pids_dir.empty()) {
-    CRIUS_ASSIGN_OR_RETURN(s.pids_current, ReadCounter(fs, pids_dir + "/pids.current"));
   }
   return s;
 }
@@ -105,17 +86,12 @@ absl::StatusOr<Stats> ReadStatsV2(Fs& fs, const std::string& dir) {
   s.timestamp_ns = absl::GetCurrentTimeNanos();
   CRIUS_ASSIGN_OR_RETURN(auto cpu, ReadKeyed(fs, dir + "/cpu.stat"));
   s.cpu_usage_ns = Get(cpu, "usage_usec") * kNsPerUs;
-  s.cpu_user_ns = Get(cpu, "user_usec") * kNsPerUs;
-  s.cpu_system_ns = Get(cpu, "system_usec") * kNsPerUs;
   CRIUS_ASSIGN_OR_RETURN(s.memory_usage_bytes, ReadCounter(fs, dir + "/memory.current"));
   CRIUS_ASSIGN_OR_RETURN(auto mem, ReadKeyed(fs, dir + "/memory.stat"));
   s.memory_working_set_bytes = WorkingSet(s.memory_usage_bytes, Get(mem, "inactive_file"));
   s.memory_rss_bytes = Get(mem, "anon");
-  s.memory_cache_bytes = Get(mem, "file");
   s.page_faults = Get(mem, "pgfault");
   s.major_page_faults = Get(mem, "pgmajfault");
-  CRIUS_ASSIGN_OR_RETURN(s.pids_current, ReadCounter(fs, dir + "/pids.current"));
-  CRIUS_ASSIGN_OR_RETURN(s.oom_kills, ReadOomKillsV2(fs, dir));
   return s;
 }
 

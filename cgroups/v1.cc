@@ -64,9 +64,18 @@ class V1Driver final : public Driver {
 
   absl::StatusOr<Stats> ReadStats(const std::string& path) override {
     CRIUS_RETURN_IF_ERROR(CheckExists(path));
-    auto stats = ReadStatsV1(*fs_, Dir("cpuacct", path), Dir("memory", path), Dir("pids", path));
+    auto stats = ReadStatsV1(*fs_, Dir("cpuacct", path), Dir("memory", path));
     if (!stats.ok()) return Annotate(stats.status(), absl::StrCat("stats of cgroup ", path));
     return stats;
+  }
+
+  absl::StatusOr<uint64_t> ProcessCount(const std::string& path) override {
+    CRIUS_RETURN_IF_ERROR(CheckExists(path));
+    std::string pids = Dir("pids", path);
+    if (pids.empty()) return 0;
+    auto n = ReadCounter(*fs_, pids + "/pids.current");
+    if (!n.ok()) return Annotate(n.status(), absl::StrCat("process count of cgroup ", path));
+    return n;
   }
 
   absl::StatusOr<uint64_t> OomKills(const std::string& path) override {

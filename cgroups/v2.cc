@@ -72,6 +72,13 @@ class V2Driver final : public Driver {
     return stats;
   }
 
+  absl::StatusOr<uint64_t> ProcessCount(const std::string& path) override {
+    CRIUS_RETURN_IF_ERROR(CheckExists(path));
+    auto n = ReadCounter(*fs_, root_ + path + "/pids.current");
+    if (!n.ok()) return Annotate(n.status(), absl::StrCat("process count of cgroup ", path));
+    return n;
+  }
+
   void RemoveIfEmpty(const std::string& path) override {
     if (CheckPath(path).ok()) (void)fs_->RemoveDir(root_ + path);  // EBUSY when in use
   }

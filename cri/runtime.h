@@ -46,6 +46,8 @@ class Runtime {
   const absl::Status& userns_support() const { return userns_support_; }
   // The previous CPU sample of each container and pod, for usage_nano_cores.
   CpuRates& cpu_rates() { return cpu_rates_; }
+  // The last measure of each container's writable layer.
+  LayerUsages& layer_usages() { return layer_usages_; }
   // Container and pod sandbox events for GetContainerEvents.
   EventHub& events() { return events_; }
   // Each ready pod's monitor, telling of container exits as they happen.
@@ -81,6 +83,7 @@ class Runtime {
   std::unique_ptr<cgroups::Driver> cgroups_;
   absl::Status userns_support_;
   CpuRates cpu_rates_;
+  LayerUsages layer_usages_;
   std::string own_dir_;  // where criusd is, with a trailing '/'
   std::string monitor_binary_;
   const int64_t started_at_ns_;

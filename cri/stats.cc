@@ -20,6 +20,7 @@ namespace crius::cri {
 namespace {
 
 constexpr int64_t kForgetAfterNs = int64_t{10} * 60 * 1000000000;  // a rate kubelet no longer asks for
+constexpr int64_t kLayerUsageMaxAgeNs = int64_t{10} * 1000000000;
 
 int64_t WallNs() {
   struct timespec ts;
@@ -51,16 +52,21 @@ void FillCpuMemory(const cgroups::Stats& s, const std::string& key, int64_t memo
   }
 }
 
+// Drops the samples of keys kubelet stopped asking for (removed containers).
+template <typename Samples>
+void ForgetOld(Samples& last, int64_t now_ns, int64_t* pruned_at_ns) {
+  if (now_ns - *pruned_at_ns <= kForgetAfterNs) return;
+  for (auto it = last.begin(); it != last.end();) {
+    it = now_ns - it->second.timestamp_ns > kForgetAfterNs ? last.erase(it) : std::next(it);
+  }
+  *pruned_at_ns = now_ns;
+}
+
 }  // namespace
 
 std::optional<uint64_t> CpuRates::Sample(const std::string& key, int64_t timestamp_ns, uint64_t usage_ns) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (timestamp_ns - pruned_at_ns_ > kForgetAfterNs) {
-    for (auto it = last_.begin(); it != last_.end();) {
-      it = timestamp_ns - it->second.timestamp_ns > kForgetAfterNs ? last_.erase(it) : std::next(it);
-    }
-    pruned_at_ns_ = timestamp_ns;
-  }
+  ForgetOld(last_, timestamp_ns, &pruned_at_ns_);
   std::optional<uint64_t> rate;
   auto it = last_.find(key);
   if (it != last_.end() && timestamp_ns > it->second.timestamp_ns && usage_ns >= it->second.usage_ns) {
@@ -70,6 +76,20 @@ std::optional<uint64_t> CpuRates::Sample(const std::string& key, int64_t timesta
   }
   last_[key] = {timestamp_ns, usage_ns};
   return rate;
+}
+
+LayerUsages::Measure LayerUsages::Get(const std::string& id, const std::string& upper_dir) {
+  int64_t now = WallNs();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ForgetOld(last_, now, &pruned_at_ns_);
+    auto it = last_.find(id);
+    if (it != last_.end() && now - it->second.timestamp_ns < kLayerUsageMaxAgeNs) return it->second;
+  }
+  Measure m{now, UsageOf(upper_dir)};  // walked outside the lock
+  std::lock_guard<std::mutex> lock(mu_);
+  last_[id] = m;
+  return m;
 }
 
 std::vector<InterfaceCounters> ParseNetDev(const std::string& text) {
@@ -104,12 +124,12 @@ void FillContainerStats(Runtime& rt, const Container& c, v1::ContainerStats* out
     }
   }
   if (!c.dir.empty()) {
-    DirUsage u = UsageOf(c.dir + "/upper");
+    LayerUsages::Measure m = rt.layer_usages().Get(c.id, c.dir + "/upper");
     v1::FilesystemUsage* fs = out->mutable_writable_layer();
-    fs->set_timestamp(WallNs());
+    fs->set_timestamp(m.timestamp_ns);
     fs->mutable_fs_id()->set_mountpoint(absl::StrCat(rt.config().root, "/containers"));
-    Set(fs->mutable_used_bytes(), u.bytes);
-    Set(fs->mutable_inodes_used(), u.inodes);
+    Set(fs->mutable_used_bytes(), m.usage.bytes);
+    Set(fs->mutable_inodes_used(), m.usage.inodes);
   }
 }
 
@@ -124,8 +144,10 @@ void FillPodStats(Runtime& rt, const Pod& pod, v1::PodSandboxStats* out) {
     absl::StatusOr<cgroups::Stats> s = rt.cgroups().ReadStats(pod.cgroup);
     if (s.ok()) {
       FillCpuMemory(*s, "pod:" + pod.id, 0, rt, linux->mutable_cpu(), linux->mutable_memory());
-      linux->mutable_process()->set_timestamp(s->timestamp_ns);
-      Set(linux->mutable_process()->mutable_process_count(), s->pids_current);
+    }
+    if (absl::StatusOr<uint64_t> n = rt.cgroups().ProcessCount(pod.cgroup); n.ok()) {
+      linux->mutable_process()->set_timestamp(WallNs());
+      Set(linux->mutable_process()->mutable_process_count(), *n);
     }
   }
   bool host_network = pod.config.linux().security_context().namespace_options().network() == v1::NODE;

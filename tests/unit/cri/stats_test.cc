@@ -1,8 +1,13 @@
-// The pieces of stats that need no cgroup: the CPU rate and
-// /proc/<pid>/net/dev (the writable layer's usage is common/files_test.cc's).
+// The pieces of stats that need no cgroup: the CPU rate, the writable
+// layer's measures and /proc/<pid>/net/dev (the directory walk itself is
+// common/files_test.cc's).
 #include "cri/stats.h"
 
 #include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "tests/unit/temp_dir.h"
 
 
 namespace crius::cri {
@@ -27,6 +32,20 @@ TEST(CpuRatesTest, SamplesOlderThanTenMinutesAreForgotten) {
   int64_t later = 1'000'000'000 + int64_t{11} * 60 * 1'000'000'000;
   rates.Sample("new", later, 1);
   EXPECT_EQ(rates.Sample("old", later + 1'000'000'000, 1'000'000'001), std::nullopt);
+}
+
+TEST(LayerUsagesTest, AMeasureIsReusedWithItsOwnTimestampThenTakenAgain) {
+  crius::testing::TempDir dir;
+  LayerUsages usages;
+  LayerUsages::Measure first = usages.Get("c", dir.path());
+  EXPECT_GT(first.timestamp_ns, 0);
+  std::ofstream(dir.path() + "/file") << std::string(8192, 'x');
+  LayerUsages::Measure again = usages.Get("c", dir.path());
+  EXPECT_EQ(again.timestamp_ns, first.timestamp_ns);  // the same measure, saying when
+  EXPECT_EQ(again.usage.inodes, first.usage.inodes);
+  LayerUsages::Measure other = usages.Get("d", dir.path());  // another container: its own
+  EXPECT_EQ(other.usage.inodes, first.usage.inodes + 1);
+  EXPECT_GE(other.usage.bytes, first.usage.bytes + 8192);
 }
 
 TEST(NetDevTest, ReadsBytesAndErrorsOfEachInterface) {
