@@ -120,9 +120,10 @@ TEST_P(Tender, TenderRunsUnderSeccomp) {
   EXPECT_EQ(seccomp, "Seccomp:\t2");
 }
 
-TEST_P(Tender, WritingToTheZeroPageFaults) {
-  TenderResult r = Run({"--mem=32", guest("fault"), "zeropage"});
-  if (flavour() == "hvt") {
+// A page fault the guest has no handler for: hvt's vCPU triple-faults,
+// spt's process takes SIGSEGV; the guest never goes on.
+void ExpectUnhandledPageFault(const std::string& flavour, const TenderResult& r) {
+  if (flavour == "hvt") {
     EXPECT_EQ(r.status, kFault) << Describe(r);
     EXPECT_NE(r.err.find("guest fault: triple fault"), std::string::npos) << Describe(r);
   } else {
@@ -131,18 +132,16 @@ TEST_P(Tender, WritingToTheZeroPageFaults) {
   EXPECT_EQ(r.out.find("still running"), std::string::npos);
 }
 
+TEST_P(Tender, WritingToTheZeroPageFaults) {
+  ExpectUnhandledPageFault(flavour(), Run({"--mem=32", guest("fault"), "zeropage"}));
+}
+
 // A guest may touch every page it was given; the first byte past them is a
 // fault of the guest, never the tender's or the node's.
 TEST_P(Tender, TouchingAllMemoryWorksAndBeyondItFaults) {
   TenderResult r = Run({"--mem=32", guest("fault"), "overmem"});
   EXPECT_NE(r.out.find("fault: touched 30 MiB\n"), std::string::npos) << Describe(r);
-  if (flavour() == "hvt") {
-    EXPECT_EQ(r.status, kFault) << Describe(r);
-    EXPECT_NE(r.err.find("guest fault: triple fault"), std::string::npos) << Describe(r);
-  } else {
-    EXPECT_EQ(r.status, 128 + SIGSEGV) << Describe(r);
-  }
-  EXPECT_EQ(r.out.find("still running"), std::string::npos);
+  ExpectUnhandledPageFault(flavour(), r);
 }
 
 TEST_P(Tender, WritingToCodeFaults) {
