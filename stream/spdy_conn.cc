@@ -1,6 +1,7 @@
 #include "stream/spdy_conn.h"
 
 #include "common/log.h"
+#include "stream/conn_end.h"
 
 namespace crius::stream {
 
@@ -27,13 +28,7 @@ void SpdyConn::Start(std::shared_ptr<Handler> handler) {
 }
 
 void SpdyConn::Touch() {
-  if (closed_) return;
-  idle_.expires_after(absl::ToChronoNanoseconds(idle_timeout_));
-  idle_.async_wait([self = shared_from_this()](error_code ec) {
-    if (ec) return;
-    LOG_INFO("streaming: SPDY connection idle for %s: closed", absl::FormatDuration(self->idle_timeout_));
-    self->Abort();
-  });
+  if (!closed_) RestartIdleClock(idle_, idle_timeout_, "SPDY", shared_from_this());
 }
 
 void SpdyConn::Read() {
@@ -158,13 +153,7 @@ void SpdyConn::Abort() { Finished(); }
 void SpdyConn::Finished() {
   if (closed_) return;
   closed_ = true;
-  error_code ignored;
-  idle_.cancel();
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-  socket_.close(ignored);
-  out_.clear();
-  std::shared_ptr<Handler> h = std::move(handler_);
-  if (h) h->OnClosed();
+  EndConnection(socket_, idle_, out_, handler_);
 }
 
 }  // namespace crius::stream

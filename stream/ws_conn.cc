@@ -1,6 +1,6 @@
 #include "stream/ws_conn.h"
 
-#include "common/log.h"
+#include "stream/conn_end.h"
 
 namespace crius::stream {
 
@@ -22,13 +22,7 @@ void WsConn::Start(std::shared_ptr<Handler> handler) {
 }
 
 void WsConn::Touch() {
-  if (closed_) return;
-  idle_.expires_after(absl::ToChronoNanoseconds(idle_timeout_));
-  idle_.async_wait([self = shared_from_this()](error_code ec) {
-    if (ec) return;
-    LOG_INFO("streaming: WebSocket connection idle for %s: closed", absl::FormatDuration(self->idle_timeout_));
-    self->Abort();
-  });
+  if (!closed_) RestartIdleClock(idle_, idle_timeout_, "WebSocket", shared_from_this());
 }
 
 void WsConn::Read() {
@@ -94,13 +88,7 @@ void WsConn::Abort() { Finished(); }
 void WsConn::Finished() {
   if (closed_) return;
   closed_ = true;
-  idle_.cancel();
-  error_code ignored;
-  beast::get_lowest_layer(ws_).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-  beast::get_lowest_layer(ws_).socket().close(ignored);
-  out_.clear();
-  std::shared_ptr<Handler> h = std::move(handler_);
-  if (h) h->OnClosed();
+  EndConnection(beast::get_lowest_layer(ws_).socket(), idle_, out_, handler_);
 }
 
 }  // namespace crius::stream
