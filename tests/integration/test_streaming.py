@@ -64,10 +64,21 @@ class Pod:
 SCRIPT = ["sh", "-c", "echo out; echo err >&2; hostname; exit 3"]
 
 
+# gRPC's own thread pools grow and shrink as they please: not criusd's.
+GRPC_THREADS = ("grpc", "event_engine", "timer_manager", "default-executo", "resolver-execut")
+
+
 def resources(d):
-    """criusd's open fds and threads, and its children (exec helpers)."""
+    """criusd's open fds, its own threads (not gRPC's pools) and its children
+    (exec helpers)."""
     fds = len(os.listdir(f"/proc/{d.pid}/fd"))
-    threads = len(os.listdir(f"/proc/{d.pid}/task"))
+    threads = 0
+    for t in os.listdir(f"/proc/{d.pid}/task"):
+        try:
+            name = open(f"/proc/{d.pid}/task/{t}/comm").read().strip()
+        except FileNotFoundError:  # a thread that just ended
+            continue
+        threads += not name.startswith(GRPC_THREADS)
     children = open(f"/proc/{d.pid}/task/{d.pid}/children").read().split()
     return fds, threads, len(children)
 
