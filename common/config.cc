@@ -1,6 +1,5 @@
 #include "common/config.h"
 
-#include <fstream>
 #include <functional>
 #include <set>
 #include <sstream>
@@ -13,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/files.h"
 #include "common/status.h"
 
 namespace crius {
@@ -318,15 +318,12 @@ absl::StatusOr<Config> ParseConfig(absl::string_view text, absl::string_view sou
 }
 
 absl::StatusOr<Config> LoadConfig(const std::string& path, bool must_exist) {
-  std::ifstream in(path);
-  if (!in) {
-    int err = errno;
-    if (err == ENOENT && !must_exist) return Config{};
-    return ErrnoError(err, absl::StrCat("read config ", path));
+  absl::StatusOr<std::string> text = ReadFile(path, absl::StrCat("read config ", path));
+  if (!text.ok()) {
+    if (ErrnoOf(text.status()) == ENOENT && !must_exist) return Config{};
+    return text.status();
   }
-  std::stringstream buf;
-  buf << in.rdbuf();
-  return ParseConfig(buf.str(), path);
+  return ParseConfig(*text, path);
 }
 
 absl::Status ValidateConfig(const Config& c) {

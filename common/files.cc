@@ -106,6 +106,23 @@ absl::StatusOr<UniqueFd> LockFile(const std::string& path, absl::string_view wha
   return fd;
 }
 
+absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view what) {
+  auto fail = [&](int err) {
+    return ErrnoError(err, what.empty() ? absl::StrCat("read ", path) : std::string(what));
+  };
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return fail(errno);
+  std::string out;
+  char buf[16384];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail(errno);
+    if (n == 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode) {
   std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));

@@ -40,6 +40,11 @@ struct DirUsage {
 };
 DirUsage UsageOf(const std::string& dir);
 
+// The whole of the file at `path`. On failure, ErrnoError with `what` (by
+// default "read <path>"), carrying errno (ErrnoOf) for callers that treat a
+// missing file as no error.
+absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view what = "");
+
 // Writes `data` to `path` through a temporary file, fsync and rename, so a
 // reader sees the old or the new content, never a part.
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode);

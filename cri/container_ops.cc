@@ -4,8 +4,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/ascii.h"
@@ -15,6 +13,7 @@
 #include "absl/strings/strip.h"
 #include "common/failpoint.h"
 #include "common/log.h"
+#include "common/files.h"
 #include "common/status.h"
 #include "cri/sandbox_ops.h"
 #include "cri/unikernel.h"
@@ -141,10 +140,8 @@ void RefreshContainers(Runtime& rt, Pod& pod) {
       // The monitor is gone: its exit record says how the container ended,
       // if it ended before the monitor did.
       crius::monitor::ContainerState recorded;
-      std::ifstream in(absl::StrCat(pod.dir, "/exits/", c->id));
-      std::stringstream buf;
-      buf << in.rdbuf();
-      if (in && recorded.ParseFromString(buf.str())) {
+      absl::StatusOr<std::string> record = ReadFile(absl::StrCat(pod.dir, "/exits/", c->id));
+      if (record.ok() && recorded.ParseFromString(*record)) {
         changed = Apply(*c, recorded, flavour, rt.started_at_ns(), &c->first_output_at_ns);
       } else {
         c->state = kContainerExited;

@@ -1,12 +1,11 @@
 // Which seccomp profile a container runs under, as containerd decides it,
 // compiled here (criusd links libseccomp; the monitor only installs bytes).
 #include <cstring>
-#include <fstream>
 #include <optional>
-#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/files.h"
 #include "common/status.h"
 #include "cri/container_security.h"
 #include "sandbox/seccomp.h"
@@ -19,11 +18,11 @@ absl::StatusOr<sandbox::SeccompProgram> Localhost(const std::string& path, const
   if (path.empty() || path[0] != '/') {
     return InvalidField(field, absl::StrCat("\"", path, "\" is not an absolute path"));
   }
-  std::ifstream in(path);
-  if (!in) return InvalidField(field, absl::StrCat("profile \"", path, "\" cannot be read: ", strerror(errno)));
-  std::stringstream text;
-  text << in.rdbuf();
-  return sandbox::CompileProfile(text.str(), caps, absl::StrCat(field, " \"", path, "\""));
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) {
+    return InvalidField(field, absl::StrCat("profile \"", path, "\" cannot be read: ", strerror(ErrnoOf(text.status()))));
+  }
+  return sandbox::CompileProfile(*text, caps, absl::StrCat(field, " \"", path, "\""));
 }
 
 }  // namespace

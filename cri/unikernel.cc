@@ -6,9 +6,6 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
@@ -42,14 +39,6 @@ std::string Setting(const image::ImageInfo& image, const std::string& key) {
   if (auto it = image.annotations.find(key); it != image.annotations.end()) return it->second;
   if (auto it = image.config.labels.find(key); it != image.config.labels.end()) return it->second;
   return "";
-}
-
-absl::StatusOr<std::string> ReadWhole(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return ErrnoError(errno, absl::StrCat("read ", path));
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  return buf.str();
 }
 
 bool CleanAbsolute(const std::string& path) {
@@ -100,7 +89,7 @@ absl::StatusOr<std::string> ReadFromLayers(const std::vector<std::string>& layer
       if (st.st_size > kMaxGuestFile) {
         return absl::InvalidArgumentError(absl::StrCat(what, " \"", path, "\" is larger than 256 MiB"));
       }
-      return ReadWhole(absl::StrCat(layer, "/", rel));
+      return ReadFile(absl::StrCat(layer, "/", rel));
     }
     if (opaque) break;
   }
@@ -214,7 +203,7 @@ absl::Status SaveGuestNetwork(const Pod& pod, const GuestNetwork& net) {
 
 absl::StatusOr<GuestNetwork> LoadGuestNetwork(const Pod& pod) {
   std::string path = absl::StrCat(pod.dir, "/guest-net.json");
-  CRIUS_ASSIGN_OR_RETURN(std::string text, ReadWhole(path));
+  CRIUS_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
   json j = json::parse(text, nullptr, false);
   GuestNetwork net;
   try {

@@ -3,8 +3,6 @@
 #include <curl/curl.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -14,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/files.h"
 #include "common/status.h"
 
 namespace crius::image {
@@ -138,17 +137,15 @@ absl::StatusOr<std::unique_ptr<Registry>> Registry::Create(RegistryOptions optio
   std::vector<std::string> files = {kSystemCaBundle};
   files.insert(files.end(), r->options_.ca_files.begin(), r->options_.ca_files.end());
   for (size_t i = 0; i < files.size(); ++i) {
-    std::ifstream in(files[i]);
-    if (!in) {
+    absl::StatusOr<std::string> pem = ReadFile(files[i], absl::StrCat("read CA file ", files[i]));
+    if (!pem.ok()) {
       if (i == 0) continue;  // a node without a system bundle trusts only the configured CAs
-      return ErrnoError(errno, absl::StrCat("read CA file ", files[i]));
+      return pem.status();
     }
-    std::stringstream buf;
-    buf << in.rdbuf();
-    if (i > 0 && !absl::StrContains(buf.str(), "-----BEGIN CERTIFICATE-----")) {
+    if (i > 0 && !absl::StrContains(*pem, "-----BEGIN CERTIFICATE-----")) {
       return absl::InvalidArgumentError(absl::StrCat("CA file ", files[i], " holds no PEM certificate"));
     }
-    absl::StrAppend(&r->ca_blob_, buf.str(), "\n");
+    absl::StrAppend(&r->ca_blob_, *pem, "\n");
   }
   return r;
 }

@@ -5,12 +5,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/files.h"
 #include "common/status.h"
 
 namespace crius::network {
@@ -94,14 +93,12 @@ absl::StatusOr<CniNetwork> LoadNetwork(const std::string& dir,
   std::vector<std::string> skipped;
   for (const std::string& name : files) {
     std::string path = absl::StrCat(dir, "/", name);
-    std::ifstream in(path);
-    std::stringstream buf;
-    buf << in.rdbuf();
-    if (!in) {
+    absl::StatusOr<std::string> text = ReadFile(path);
+    if (!text.ok()) {
       skipped.push_back(absl::StrCat(path, ": unreadable"));
       continue;
     }
-    absl::StatusOr<CniNetwork> net = ParseNetwork(buf.str(), path);
+    absl::StatusOr<CniNetwork> net = ParseNetwork(*text, path);
     if (net.ok()) {
       for (const json& p : net->plugins) {
         absl::StatusOr<std::string> exe = FindPlugin(bin_dirs, p["type"].get<std::string>());

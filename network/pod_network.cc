@@ -5,9 +5,6 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "common/log.h"
@@ -51,14 +48,12 @@ absl::Status WriteCache(const std::string& path, const Cache& c) {
 
 // NotFound when there is no cache file.
 absl::StatusOr<Cache> ReadCache(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    if (errno == ENOENT) return absl::NotFoundError(absl::StrCat("no CNI cache at ", path));
-    return ErrnoError(errno, absl::StrCat("read the CNI cache ", path));
+  absl::StatusOr<std::string> text = ReadFile(path, absl::StrCat("read the CNI cache ", path));
+  if (!text.ok()) {
+    if (ErrnoOf(text.status()) == ENOENT) return absl::NotFoundError(absl::StrCat("no CNI cache at ", path));
+    return text.status();
   }
-  std::stringstream buf;
-  buf << in.rdbuf();
-  json j = json::parse(buf.str(), nullptr, false);
+  json j = json::parse(*text, nullptr, false);
   auto bad = [&](absl::string_view why) {
     return absl::DataLossError(absl::StrCat("CNI cache ", path, ": ", why));
   };

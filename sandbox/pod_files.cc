@@ -1,8 +1,5 @@
 #include "sandbox/pod_files.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/files.h"
@@ -12,11 +9,8 @@ namespace crius::sandbox {
 namespace {
 
 std::string ReadOr(const char* path, const std::string& fallback) {
-  std::ifstream in(path);
-  if (!in) return fallback;
-  std::stringstream buf;
-  buf << in.rdbuf();
-  return buf.str();
+  absl::StatusOr<std::string> text = ReadFile(path);
+  return text.ok() ? *std::move(text) : fallback;
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "common/status.h"
 #include "tests/unit/temp_dir.h"
 
 namespace crius {
@@ -66,6 +67,21 @@ TEST_F(FilesTest, WriteFileAtomicReplacesContent) {
   std::string text((std::istreambuf_iterator<char>(in)), {});
   EXPECT_EQ(text, "two");
   EXPECT_FALSE(WriteFileAtomic(dir_ + "/missing/f", "x", 0644).ok());
+}
+
+TEST_F(FilesTest, ReadFileReadsAllAndNamesWhatFailed) {
+  std::string path = dir_ + "/f";
+  std::string big(100000, 'x');  // more than one read
+  ASSERT_TRUE(WriteFileAtomic(path, big, 0644).ok());
+  absl::StatusOr<std::string> text = ReadFile(path);
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_EQ(*text, big);
+  absl::StatusOr<std::string> missing = ReadFile(dir_ + "/missing");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(ErrnoOf(missing.status()), ENOENT);
+  EXPECT_THAT(missing.status().message(), HasSubstr("read " + dir_ + "/missing"));
+  EXPECT_THAT(ReadFile(dir_ + "/missing", "read the thing").status().message(), HasSubstr("read the thing: "));
+  EXPECT_EQ(ErrnoOf(ReadFile(dir_).status()), EISDIR);
 }
 
 TEST(DirUsageTest, CountsBlocksAndInodesWithoutFollowingSymlinks) {
