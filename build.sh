@@ -4,6 +4,7 @@
 #   ./build.sh test [ctest flags]    run the whole test suite (CTest)
 #   ./build.sh build                 install packages and build only
 #   ./build.sh bench [--smoke]       crius side by side with containerd (bench/run.py)
+#   ./build.sh packages              print the Debian packages it installs
 set -euo pipefail
 cd "$(dirname "$0")"
 top=$PWD
@@ -18,7 +19,7 @@ packages=(
   nlohmann-json3-dev libtomlplusplus-dev libboost-dev libgtest-dev libgmock-dev
   python3 python3-grpcio python3-protobuf python3-pytest python3-websocket python3-bcrypt openssl
   docker-registry busybox-static containernetworking-plugins golang-go qemu-system-x86
-  iproute2 iptables util-linux procps kmod zstd
+  iproute2 iptables iputils-ping util-linux procps kmod zstd mmdebstrap
   python3-yaml python3-prometheus-client systemd libcivetweb-dev shellcheck
 )
 
@@ -84,6 +85,8 @@ case "$cmd" in
     exec ctest --output-on-failure --timeout 1200 -j"$(nproc)" "$@" ;;
   build)
     install_packages; build ;;
+  packages)
+    printf '%s\n' "${packages[@]}" ;;
   bench)
     install_packages; build; fetch_test_debs
     CRIUS_BUILD_DIR=$builddir exec /usr/bin/python3 "$top/bench/run.py" "$@" ;;

@@ -13,8 +13,14 @@ leak_check    fails the test if it left mounts, cgroups, netns, links, processes
               pytestmark = pytest.mark.usefixtures("leak_check")
 tmp           a fresh short dir under /tmp, removed afterwards
 
+Under CTest, PATH holds only the programs of build.sh's packages (tests/path_guard.py);
+a test that ran any other program fails, naming it and its package, even when it
+ignored the program's exit status.
+
 On failure, the tail of every criusd log the test used is added to the report.
 """
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -26,6 +32,41 @@ from harness.util import remove_tree, short_tmpdir
 def pytest_configure(config):
     config.addinivalue_line("markers", "daemon(**kwargs): keyword arguments for the daemon "
                                        "fixture's harness.Daemon")
+    fd, path = tempfile.mkstemp(prefix="crius-path-guard.", suffix=".log")
+    os.close(fd)
+    os.environ["CRIUS_PATH_GUARD_LOG"] = config._crius_guard_log = path
+    config._crius_guard_seen = 0
+
+
+def _path_guard_news(config):
+    """What the PATH guard logged since the last look."""
+    try:
+        with open(config._crius_guard_log, "rb") as f:
+            f.seek(config._crius_guard_seen)
+            news = f.read()
+    except OSError:
+        return ""
+    config._crius_guard_seen += len(news)
+    return news.decode(errors="replace").strip()
+
+
+@pytest.fixture(autouse=True)
+def path_guard(request):
+    yield
+    news = _path_guard_news(request.config)
+    if news:
+        pytest.fail(f"{request.node.nodeid} ran programs a fresh machine lacks:\n{news}", pytrace=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    news = _path_guard_news(session.config)  # from session-wide fixtures
+    if news:
+        print(f"\nprograms a fresh machine lacks were run:\n{news}")
+        session.exitstatus = 1
+    try:
+        os.unlink(session.config._crius_guard_log)
+    except OSError:
+        pass
 
 
 @pytest.hookimpl(hookwrapper=True)
