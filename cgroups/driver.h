@@ -67,7 +67,8 @@ class Driver {
   virtual absl::Status Remove(const std::string& path) = 0;
   // Removes the cgroup only if nothing is in it (no process, no child
   // cgroup), in every hierarchy; otherwise leaves it. For shared parents.
-  virtual void RemoveIfEmpty(const std::string& path) = 0;
+  // true when it is gone from every hierarchy (already gone included).
+  virtual bool RemoveIfEmpty(const std::string& path) = 0;
 
   virtual absl::StatusOr<Stats> ReadStats(const std::string& path) = 0;
   // pids.current: the processes and threads in the cgroup and below; 0

@@ -32,6 +32,8 @@ absl::StatusOr<std::vector<pid_t>> ReadProcsBelow(Fs& fs, const std::string& dir
 // rmdir of `dir` and the cgroups below it, deepest first. Missing is fine; a
 // cgroup that keeps processes is FailedPrecondition naming it.
 absl::Status RemoveCgroupTree(Fs& fs, const std::string& dir);
+// Whether an rmdir's outcome leaves the directory gone: done, or ENOENT.
+bool RemovedOrAbsent(const absl::Status& rmdir);
 // Driver::Create's shape for both versions: `make` creates the missing
 // levels of `path`, noting each directory it made; on its error those are
 // removed again, deepest first (best effort: the tree as it was found), and

@@ -121,6 +121,8 @@ absl::Status CreateOrUndo(Fs& fs, const std::string& path,
   return Annotate(st, absl::StrCat("create cgroup ", path));
 }
 
+bool RemovedOrAbsent(const absl::Status& rmdir) { return rmdir.ok() || ErrnoOf(rmdir) == ENOENT; }
+
 absl::Status RemoveCgroupTree(Fs& fs, const std::string& dir) {
   auto entries = fs.ListDir(dir);
   if (!entries.ok()) {

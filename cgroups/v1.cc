@@ -118,9 +118,11 @@ class V1Driver final : public Driver {
     return KillUntilEmpty(*fs_, [&] { return Pids(path); }, what);
   }
 
-  void RemoveIfEmpty(const std::string& path) override {
-    if (!CheckPath(path).ok()) return;
-    for (const auto& h : hierarchies_) (void)fs_->RemoveDir(h + path);  // EBUSY when in use
+  bool RemoveIfEmpty(const std::string& path) override {
+    if (!CheckPath(path).ok()) return false;
+    bool gone = true;
+    for (const auto& h : hierarchies_) gone = RemovedOrAbsent(fs_->RemoveDir(h + path)) && gone;  // EBUSY when in use
+    return gone;
   }
 
   std::vector<std::string> ProcsFiles(const std::string& path) const override {

@@ -79,8 +79,8 @@ class V2Driver final : public Driver {
     return n;
   }
 
-  void RemoveIfEmpty(const std::string& path) override {
-    if (CheckPath(path).ok()) (void)fs_->RemoveDir(root_ + path);  // EBUSY when in use
+  bool RemoveIfEmpty(const std::string& path) override {
+    return CheckPath(path).ok() && RemovedOrAbsent(fs_->RemoveDir(root_ + path));  // EBUSY when in use
   }
 
   std::vector<std::string> ProcsFiles(const std::string& path) const override {

@@ -17,45 +17,6 @@ absl::Status Prefixed(const absl::Status& st, absl::string_view prefix) {
 
 }  // namespace
 
-absl::StatusOr<std::string> PodCgroup(const v1::PodSandboxConfig& config, const std::string& pod_id) {
-  const std::string& parent = config.linux().cgroup_parent();
-  const char* field = "config.linux.cgroup_parent";
-  if (parent.empty()) return absl::StrCat("/crius/", pod_id);
-  if (absl::EndsWith(parent, ".slice")) {
-    return InvalidField(field, absl::StrCat("\"", parent, "\" is a systemd slice: this node's crius uses the "
-                                       "cgroupfs driver (set kubelet's cgroupDriver to cgroupfs)"));
-  }
-  bool clean = parent[0] == '/' && parent != "/";
-  std::vector<absl::string_view> parts = absl::StrSplit(parent.substr(1), '/');
-  for (absl::string_view part : parts) clean = clean && !part.empty() && part != "." && part != "..";
-  if (!clean) return InvalidField(field, absl::StrCat("\"", parent, "\" is not a clean absolute cgroup path"));
-  return parent;
-}
-
-bool PodCgroupExists(Runtime& rt, const std::string& cgroup) {
-  return !absl::IsNotFound(rt.cgroups().Pids(cgroup).status());
-}
-
-absl::Status CreatePodCgroups(Runtime& rt, Pod& pod, std::vector<std::string>* procs) {
-  cgroups::Driver& driver = rt.cgroups();
-  CRIUS_RETURN_IF_ERROR(driver.Create(pod.MonitorCgroup()));
-  *procs = driver.ProcsFiles(pod.MonitorCgroup());
-  return absl::OkStatus();
-}
-
-absl::Status RemovePodCgroups(Runtime& rt, const Pod& pod) {
-  if (pod.cgroup.empty()) return absl::OkStatus();
-  cgroups::Driver& driver = rt.cgroups();
-  CRIUS_RETURN_IF_ERROR(driver.KillAll(pod.MonitorCgroup()));
-  CRIUS_RETURN_IF_ERROR(driver.Remove(pod.MonitorCgroup()));
-  if (pod.cgroup_owned) {
-    CRIUS_RETURN_IF_ERROR(driver.Remove(pod.cgroup));
-    // crius's own parent of pods without a cgroup_parent goes with the last.
-    if (absl::StartsWith(pod.cgroup, "/crius/")) driver.RemoveIfEmpty("/crius");
-  }
-  return absl::OkStatus();
-}
-
 cgroups::Resources ToResources(const v1::LinuxContainerResources& r) {
   cgroups::Resources out;
   out.cpu_period = r.cpu_period();

@@ -1,6 +1,5 @@
-// Pod and container cgroups through the node's driver: the pod cgroup
-// kubelet names (or crius's own), the monitor's leaf in it, and one cgroup
-// per container with its resources and device policy.
+// Container cgroups through the node's driver: one cgroup per container, in
+// its pod's cgroup (cri/pod_cgroups.h), with its resources and device policy.
 #pragma once
 
 #include <string>
@@ -16,22 +15,6 @@
 #include "monitor.pb.h"
 
 namespace crius::cri {
-
-// The pod's cgroup: cgroup_parent when kubelet gives one (cgroupfs form,
-// "/kubepods/burstable/pod<uid>"), else "/crius/<pod id>". InvalidArgument
-// for a path that is not clean and absolute, or a systemd slice.
-absl::StatusOr<std::string> PodCgroup(const v1::PodSandboxConfig& config, const std::string& pod_id);
-
-// Whether the cgroup is there already (kubelet makes the pod cgroup itself
-// and removes it; crius removes only what it made).
-bool PodCgroupExists(Runtime& rt, const std::string& cgroup);
-
-// Makes the pod's cgroup and the monitor's leaf; the leaf's cgroup.procs
-// files go to `procs`.
-absl::Status CreatePodCgroups(Runtime& rt, Pod& pod, std::vector<std::string>* procs);
-// Kills what is left in the monitor's leaf and removes it, then the pod's
-// cgroup if crius made it. Missing cgroups are fine.
-absl::Status RemovePodCgroups(Runtime& rt, const Pod& pod);
 
 // kubelet's resources in the driver's terms.
 cgroups::Resources ToResources(const v1::LinuxContainerResources& r);

@@ -40,9 +40,12 @@ struct Pod {
   UniqueFd monitor_pidfd;  // readable once the monitor has exited
   std::vector<std::string> ips;  // from CNI ADD, IPv4 first; empty for hostNetwork
   // The pod's cgroup: kubelet's cgroup_parent, else /crius/<id>, made (and
-  // removed) by crius only when it was not there. The monitor and the pod's
-  // init live in its leaf <cgroup>/<id>, the containers in <cgroup>/<their id>.
+  // removed) by crius only when it was not there (cri/pod_cgroups.h). The
+  // monitor and the pod's init live in its leaf <cgroup>/<id>, the containers
+  // in <cgroup>/<their id>.
   std::string cgroup;
+  // The cgroup is the pod's alone (/crius/<id>). An older criusd also set it
+  // for the first pod in a cgroup_parent it made; recovery takes those over.
   bool cgroup_owned = false;
   std::string MonitorCgroup() const { return cgroup.empty() ? "" : cgroup + "/" + id; }
 

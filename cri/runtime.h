@@ -41,6 +41,9 @@ class Runtime {
   const network::PodNetworks& networks() const { return networks_; }
   // The node's cgroup driver, detected by Recover().
   cgroups::Driver& cgroups() { return *cgroups_; }
+  // Held while pod cgroups are made or removed, so that a parent pods share
+  // is never removed as another pod is made in it (cri/pod_cgroups.h).
+  std::mutex& cgroup_parents_mu() { return cgroup_parents_mu_; }
   // Whether pods can have user namespaces here (idmapped image layers on
   // the root's filesystem), found by Recover(): OK, or why not.
   const absl::Status& userns_support() const { return userns_support_; }
@@ -81,6 +84,7 @@ class Runtime {
   ContainerTable containers_;
   network::PodNetworks networks_;
   std::unique_ptr<cgroups::Driver> cgroups_;
+  std::mutex cgroup_parents_mu_;
   absl::Status userns_support_;
   CpuRates cpu_rates_;
   LayerUsages layer_usages_;

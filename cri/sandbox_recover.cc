@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "cri/container_cgroups.h"
+#include "cri/pod_cgroups.h"
 #include "cri/runtime.h"
 #include "cri/sandbox_ops.h"
 #include "sandbox/monitor_client.h"
@@ -41,6 +42,7 @@ absl::Status Runtime::RecoverPods() {
   for (const std::shared_ptr<Pod>& pod : pods) {
     known.insert(pod->id);
     if (pod->dir.empty()) pod->dir = PodDir(pod->id);
+    CRIUS_RETURN_IF_ERROR(AdoptOlderCgroupParent(*this, *pod));
     if (pod->state == kPodCreating) {
       LOG_INFO("pod %s: RunPodSandbox was interrupted: rolling it back", pod->id);
       if (Discard(networks_, pod->dir)) {
@@ -108,7 +110,7 @@ absl::Status Runtime::RecoverPods() {
       }
     }
   }
-  return absl::OkStatus();
+  return RecoverCgroupParents(*this);
 }
 
 }  // namespace crius::cri

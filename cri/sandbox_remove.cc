@@ -6,6 +6,7 @@
 #include "common/status.h"
 #include "common/unique_fd.h"
 #include "cri/container_cgroups.h"
+#include "cri/pod_cgroups.h"
 #include "cri/container_ops.h"
 #include "cri/handlers.h"
 #include "cri/sandbox_ops.h"

@@ -13,6 +13,7 @@
 #include "common/status.h"
 #include "common/undo.h"
 #include "cri/container_cgroups.h"
+#include "cri/pod_cgroups.h"
 #include "cri/container_security.h"
 #include "cri/handlers.h"
 #include "cri/pod_userns.h"
@@ -183,7 +184,7 @@ absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
   pod->created_at_ns = NowNs();
   pod->dir = rt.PodDir(pod->id);
   CRIUS_ASSIGN_OR_RETURN(pod->cgroup, PodCgroup(c, pod->id));
-  pod->cgroup_owned = !PodCgroupExists(rt, pod->cgroup);  // recorded with the reservation
+  pod->cgroup_owned = PodOwnsCgroup(*pod);
   std::lock_guard<std::mutex> lock(pod->op);
   // Set when a network teardown failed while unwinding: the pod is then kept,
   // NotReady with its CNI cache, for StopPodSandbox/RemovePodSandbox (kubelet's

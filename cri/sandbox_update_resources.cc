@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "cri/container_cgroups.h"
+#include "cri/pod_cgroups.h"
 #include "cri/handlers.h"
 
 namespace crius::cri {
@@ -41,7 +42,7 @@ absl::Status SandboxUpdateResources(Runtime& rt, const v1::UpdatePodSandboxResou
     return absl::FailedPreconditionError(
         absl::StrCat("pod sandbox ", pod->id, " is ", pod->state, ": only a ready pod can be resized"));
   }
-  if (!pod->cgroup_owned || pod->cgroup.empty() || !req.has_resources()) return absl::OkStatus();
+  if (!PodOwnsCgroup(*pod) || !req.has_resources()) return absl::OkStatus();
   return Annotate(rt.cgroups().Apply(pod->cgroup, ToResources(Total(req))),
                   absl::StrCat("resize the cgroup of pod ", pod->id));
 }

@@ -51,6 +51,12 @@ constexpr const char* kMigrations[] = {
       created_at_ns INTEGER NOT NULL
     );
     )sql",
+    // 1 -> 2
+    R"sql(
+    CREATE TABLE cgroup_parents (
+      path TEXT PRIMARY KEY
+    );
+    )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
@@ -394,6 +400,47 @@ absl::Status Store::DeleteImage(const std::string& id) {
   Stmt s(db_, "DELETE FROM images WHERE id = ?1");
   if (!s.ok() || s.Bind(1, id).Step() != SQLITE_DONE) {
     return SqliteError(db_, absl::StrCat("delete image ", id));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Store::AddCgroupParents(const std::vector<std::string>& paths) {
+  if (paths.empty()) return absl::OkStatus();
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string what = absl::StrCat("record cgroup parent ", paths.front());
+  if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) return SqliteError(db_, what);
+  for (const std::string& path : paths) {
+    Stmt s(db_, "INSERT OR IGNORE INTO cgroup_parents(path) VALUES(?1)");
+    if (!s.ok() || s.Bind(1, path).Step() != SQLITE_DONE) {
+      absl::Status st = SqliteError(db_, absl::StrCat("record cgroup parent ", path));
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      return st;
+    }
+  }
+  if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    absl::Status st = SqliteError(db_, what);
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    return st;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> Store::ListCgroupParents() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(db_, "SELECT path FROM cgroup_parents ORDER BY path");
+  if (!s.ok()) return SqliteError(db_, "list cgroup parents");
+  std::vector<std::string> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) out.push_back(s.Text(0));
+  if (rc != SQLITE_DONE) return SqliteError(db_, "list cgroup parents");
+  return out;
+}
+
+absl::Status Store::DeleteCgroupParent(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(db_, "DELETE FROM cgroup_parents WHERE path = ?1");
+  if (!s.ok() || s.Bind(1, path).Step() != SQLITE_DONE) {
+    return SqliteError(db_, absl::StrCat("forget cgroup parent ", path));
   }
   return absl::OkStatus();
 }

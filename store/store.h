@@ -17,7 +17,7 @@
 namespace crius::store {
 
 // The schema this build reads and writes (PRAGMA user_version).
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 struct PodRecord {
   std::string id;
@@ -87,6 +87,13 @@ class Store {
   absl::StatusOr<std::optional<ImageRecord>> GetImage(const std::string& id);
   absl::StatusOr<std::vector<ImageRecord>> ListImages();
   absl::Status DeleteImage(const std::string& id);
+
+  // The cgroups crius made to hold pods' cgroups (levels of a cgroup_parent
+  // that were not there, and its own /crius): each is removed, and forgotten,
+  // once the last pod in it has gone. Adding is one transaction.
+  absl::Status AddCgroupParents(const std::vector<std::string>& paths);
+  absl::StatusOr<std::vector<std::string>> ListCgroupParents();
+  absl::Status DeleteCgroupParent(const std::string& path);
 
  private:
   Store(std::string path, sqlite3* db) : path_(std::move(path)), db_(db) {}

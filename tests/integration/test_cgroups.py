@@ -2,7 +2,7 @@
 whichever version it runs: the pod cgroup kubelet names, one cgroup per
 container with its resources, OOM kills reported as OOMKilled, a fork bomb
 held by a pids limit, UpdateContainerResources on a running container, and
-the device policy. This node runs v1; test_cgroups_v2_guest.py runs this
+the device policy, pods sharing a cgroup_parent crius made. This node runs v1; test_cgroups_v2_guest.py runs this
 module again in a guest booted with cgroup v2 only."""
 import json
 import os
@@ -119,11 +119,11 @@ def rmdir_cgroup(path, timeout=5):
 
 
 class Pod:
-    def __init__(self, d, tmp, image, cgroup_parent=""):
+    def __init__(self, d, tmp, image, cgroup_parent="", name="cg"):
         pb = self.pb = d.pb
-        self.d, self.image, self.logs = d, image, tmp / "logs"
+        self.d, self.image, self.logs = d, image, tmp / name / "logs"
         self.cfg = pb.PodSandboxConfig(
-            metadata=pb.PodSandboxMetadata(name="cg", namespace="cg", uid="u-cg"),
+            metadata=pb.PodSandboxMetadata(name=name, namespace="cg", uid=f"u-{name}"),
             log_directory=str(self.logs))
         self.cfg.linux.cgroup_parent = cgroup_parent
         self.id = d.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=self.cfg), timeout=60).pod_sandbox_id
@@ -361,3 +361,100 @@ def test_update_of_an_unknown_or_exited_container(d, tmp, image):
         d.runtime.UpdateContainerResources(pb.UpdateContainerResourcesRequest(
             container_id=cid, linux=pb.LinuxContainerResources(cpu_quota=-1, cpu_period=100000)))
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "linux.resources.cpu_quota" in e.value.details()
+
+
+# --- pods sharing a cgroup_parent that was not there (crictl and test tools do this) ---
+
+def cgroup_exists(cgroup):
+    """In every hierarchy (v1), or in the one tree (v2); asserts they agree."""
+    found = {os.path.isdir(os.path.join(h, cgroup.lstrip("/"))) for h in hierarchies()}
+    assert len(found) == 1, f"cgroup {cgroup} is in some hierarchies only"
+    return found.pop()
+
+
+@pytest.fixture
+def shared_parent(d):
+    """A two-level cgroup_parent that does not exist; whatever crius leaves of it
+    fails the test (the leak check too), and is removed afterwards."""
+    top = f"/crius-test-{os.getpid()}-shared"
+    assert not cgroup_exists(top)
+    yield f"{top}/pods"
+    remove_pods(d)
+    for h in hierarchies():
+        for level in (f"{top}/pods", top):
+            rmdir_cgroup(os.path.join(h, level.lstrip("/")))
+
+
+def shared_pods(d, tmp, image, parent, n):
+    pods = [Pod(d, tmp, image, cgroup_parent=parent, name=f"share{i}") for i in range(n)]
+    for p in pods:
+        p.start(p.create("sleep 1000"))  # each pod's cgroups hold processes
+    return pods
+
+
+def remove_pod(d, pod_id):
+    pb = d.pb
+    d.runtime.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=30)
+    d.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=30)
+
+
+def assert_still_served(d, parent, pods):
+    """Every pod not yet removed is Ready, and its cgroup and the parent are there."""
+    pb = d.pb
+    for p in pods:
+        status = d.runtime.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=p.id)).status
+        assert status.state == pb.SANDBOX_READY, p.id
+        assert cgroup_exists(f"{parent}/{p.id}"), p.id
+    assert cgroup_exists(parent) == bool(pods)
+    assert cgroup_exists(os.path.dirname(parent)) == bool(pods)
+
+
+ORDERS = {"first_made_first": lambda n: list(range(n)), "last_made_first": lambda n: list(range(n))[::-1],
+          "from_the_middle": lambda n: [n // 2] + [i for i in range(n) if i != n // 2]}
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_parent_crius_made_for_pods_goes_with_the_last_of_them(d, tmp, image, shared_parent, order):
+    n = 10
+    pods = shared_pods(d, tmp, image, shared_parent, n)
+    left = list(pods)
+    for i in ORDERS[order](n):
+        remove_pod(d, pods[i].id)
+        left.remove(pods[i])
+        assert_still_served(d, shared_parent, left)
+
+
+def test_a_shared_parent_survives_restarts_until_its_last_pod_goes(d, tmp, image, shared_parent):
+    pods = shared_pods(d, tmp, image, shared_parent, 4)
+    d.restart(kill=True)
+    assert_still_served(d, shared_parent, pods)
+    remove_pod(d, pods[0].id)
+    d.restart()
+    assert_still_served(d, shared_parent, pods[1:])
+    remove_pod(d, pods[3].id)
+    remove_pod(d, pods[1].id)
+    d.restart(kill=True)
+    assert_still_served(d, shared_parent, pods[2:3])
+    remove_pod(d, pods[2].id)
+    assert_still_served(d, shared_parent, [])
+
+
+def test_only_the_levels_crius_made_are_removed(d, tmp, image, kubelet_parent):
+    # kubelet_parent's levels are the node's: crius makes only the one below.
+    parent = f"{kubelet_parent}/made-by-crius"
+    pods = shared_pods(d, tmp, image, parent, 2)
+    for p in pods:
+        remove_pod(d, p.id)
+    assert not cgroup_exists(parent)
+    assert cgroup_exists(kubelet_parent) and cgroup_exists(os.path.dirname(kubelet_parent))
+
+
+def test_a_crash_after_the_parent_was_made_rolls_it_back(make_daemon, tmp, image, registry, shared_parent):
+    d = make_daemon(failpoints=["sandbox_run.after_cgroup"])
+    with pytest.raises(grpc.RpcError):
+        Pod(d, tmp, image, cgroup_parent=shared_parent)
+    d.wait_exit()
+    d.failpoints = []
+    d.start()
+    assert list(d.runtime.ListPodSandbox(d.pb.ListPodSandboxRequest()).items) == []
+    assert not cgroup_exists(shared_parent) and not cgroup_exists(os.path.dirname(shared_parent))

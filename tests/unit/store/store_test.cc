@@ -123,6 +123,37 @@ TEST_F(StoreTest, UsesWalJournal) {
   sqlite3_close(db);
 }
 
+TEST_F(StoreTest, CgroupParentsAreRecordedOnceAndForgotten) {
+  {
+    auto s = OpenOrDie();
+    ASSERT_TRUE(s->AddCgroupParents({"/a", "/a/b"}).ok());
+    ASSERT_TRUE(s->AddCgroupParents({"/a/b", "/c"}).ok());  // again: no duplicate
+    ASSERT_TRUE(s->AddCgroupParents({}).ok());
+  }
+  auto s = OpenOrDie();
+  EXPECT_THAT(*s->ListCgroupParents(), ::testing::ElementsAre("/a", "/a/b", "/c"));
+  ASSERT_TRUE(s->DeleteCgroupParent("/a/b").ok());
+  ASSERT_TRUE(s->DeleteCgroupParent("/never").ok());
+  EXPECT_THAT(*s->ListCgroupParents(), ::testing::ElementsAre("/a", "/c"));
+}
+
+TEST_F(StoreTest, SchemaOneIsMigratedKeepingItsPods) {
+  {
+    auto s = OpenOrDie();
+    ASSERT_TRUE(s->PutPod(Pod("p1", "a_ns_uid_0")).ok());
+  }
+  // Back to what a criusd of schema 1 wrote: no cgroup_parents table.
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE cgroup_parents; PRAGMA user_version=1", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto s = OpenOrDie();
+  EXPECT_TRUE(s->GetPod("p1")->has_value());
+  EXPECT_TRUE(s->AddCgroupParents({"/a"}).ok());
+  EXPECT_THAT(*s->ListCgroupParents(), ::testing::ElementsAre("/a"));
+}
+
 TEST_F(StoreTest, NewerSchemaIsRefused) {
   sqlite3* db;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
