@@ -29,8 +29,6 @@ namespace {
 using json = nlohmann::json;
 
 constexpr char kTap[] = "tap0";
-// crius-hvt's largest guest memory (its HVT_MAX_MEM).
-constexpr int64_t kHvtMaxMemMib = 3072;
 // The largest guest ELF read: far beyond any unikernel, far below memory.
 constexpr off_t kMaxGuestFile = 256 << 20;
 
@@ -105,6 +103,22 @@ std::vector<std::string> Words(const std::string& text) {
 }
 
 }  // namespace
+
+GuestMemory SizeGuestMemory(const std::string& flavour, int64_t limit_bytes, int64_t default_mib,
+                            int64_t reserve_mib) {
+  GuestMemory m{.mib = default_mib};
+  if (limit_bytes > 0) {
+    m.mib = (limit_bytes >> 20) - reserve_mib;
+    m.tables_mib = std::max<int64_t>((m.mib + 255) / 256, 0);
+    m.mib -= m.tables_mib;
+  }
+  m.mib &= ~int64_t{1};
+  if (flavour == "hvt" && m.mib > kHvtMaxMemMib) {
+    m.mib = kHvtMaxMemMib;
+    m.capped = true;
+  }
+  return m;
+}
 
 std::string PodFlavour(const Runtime& rt, const Pod& pod) {
   const auto& h = rt.config().runtime_handlers;
@@ -278,32 +292,21 @@ absl::Status TenderSpec(const Runtime& rt, const Pod& pod, const v1::ContainerCo
     return bad(img.mft == nullptr ? std::string("it has no Solo5 manifest") : std::string(e.msg));
   }
 
-  // Memory: the limit less the tender's reserve and less the page tables
-  // that map the guest (the tender's own, and for hvt KVM's: up to 1/256 of
-  // guest memory, measured), in whole 2 MiB (hvt maps guest memory in 2 MiB
-  // pages). A guest that touches all of it is then still inside the limit.
   const int64_t reserve = rt.config().unikernel.tender_reserve_mib;
   int64_t limit = config.linux().resources().memory_limit_in_bytes();
-  int64_t mem_mib = rt.config().unikernel.default_memory_mib;
-  int64_t tables_mib = 0;
-  if (limit > 0) {
-    mem_mib = (limit >> 20) - reserve;
-    tables_mib = std::max<int64_t>((mem_mib + 255) / 256, 0);
-    mem_mib -= tables_mib;
-  }
-  mem_mib &= ~int64_t{1};
+  const GuestMemory mem = SizeGuestMemory(flavour, limit, rt.config().unikernel.default_memory_mib, reserve);
+  const int64_t mem_mib = mem.mib;
   int64_t need_mib = static_cast<int64_t>((img.end + (2 << 20) - 1) >> 20) + 2;
   if (mem_mib < need_mib || elf_check_fits(&img, static_cast<uint64_t>(mem_mib) << 20, &e) != 0) {
     std::string field = limit > 0 ? "config.linux.resources.memory_limit_in_bytes" : "config.image.image";
     return InvalidField(field, absl::StrCat(limit > 0 ? absl::StrCat(limit >> 20, " MiB less the tender's reserve of ",
-                                                                      reserve, " MiB and ", tables_mib,
+                                                                      reserve, " MiB and ", mem.tables_mib,
                                                                       " MiB of page tables leaves")
                                                       : "the default guest memory is",
-                                            " ", std::max<int64_t>(mem_mib, 0), " MiB, and guest \"", guest->binary,
-                                            "\" needs at least ", need_mib, " MiB"));
+                                            " ", std::max<int64_t>(mem_mib, 0), " MiB",
+                                            mem.capped ? " (crius-hvt's most)" : "", ", and guest \"",
+                                            guest->binary, "\" needs at least ", need_mib, " MiB"));
   }
-  // crius-hvt's guest memory ends below the APICs at 3 GiB.
-  if (flavour == "hvt") mem_mib = std::min<int64_t>(mem_mib, kHvtMaxMemMib);
 
   if (flavour == "hvt") {
     // The container's device policy lets its tender open /dev/kvm (taps'

@@ -3,6 +3,7 @@
 // a container of such a pod runs as.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
@@ -63,6 +64,23 @@ absl::StatusOr<GuestNetwork> LoadGuestNetwork(const Pod& pod);
 // Connects a tap to the pod's interface and records it with the address
 // CNI gave: RunPodSandbox of a unikernel pod, after CNI ADD.
 absl::Status ConnectPodGuestNetwork(const Pod& pod, const network::PodNetworkStatus& attached);
+
+// The most guest memory crius-hvt takes, as solo5-hvt: 2048 pages of 2 MiB.
+inline constexpr int64_t kHvtMaxMemMib = 4096;
+
+// Guest memory of a unikernel container: its memory limit (bytes; 0: none,
+// then default_mib) less the tender's reserve and less the page tables that
+// map the guest (the tender's own, and for hvt KVM's: up to 1/256 of guest
+// memory, measured), in whole 2 MiB (hvt maps guest memory in 2 MiB pages),
+// at most kHvtMaxMemMib under hvt. A guest that touches all of it is then
+// still inside the limit.
+struct GuestMemory {
+  int64_t mib = 0;         // the tender's --mem; below 0 when the limit is too small
+  int64_t tables_mib = 0;  // set aside from the limit for page tables
+  bool capped = false;     // cut to the tender's most
+};
+GuestMemory SizeGuestMemory(const std::string& flavour, int64_t limit_bytes, int64_t default_mib,
+                            int64_t reserve_mib);
 
 // Fills spec->tender for a container of a unikernel pod: finds and checks
 // the guest ELF in the image (flavour, ABI, manifest, size), sizes guest

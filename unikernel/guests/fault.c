@@ -7,6 +7,10 @@
  *   lowarg    (hvt) have the tender write a POLL result over the boot info
  *   overmem   touch every page of its memory, say how much, then the page
  *             just past its end
+ *   edges     write and read back words on each side of 3 GiB and in its
+ *             last page, have the tender print a line from its last page,
+ *             then touch the byte just past its end (what overmem shows of
+ *             a 4 GiB guest, without touching all of it)
  */
 #include "lib/guest.h"
 #ifdef GUEST_FLAVOUR_HVT
@@ -48,6 +52,41 @@ static void touch_all_memory_and_beyond(void)
     *(volatile uint8_t *)guest_boot.mem_size = 1;
 }
 
+/* hvt's guest-physical memory breaks at 3 GiB; the guest's must not. */
+static void touch_edges_and_beyond(void)
+{
+    const uint64_t gib3 = 3ull << 30, end = guest_boot.mem_size;
+    const uint64_t at[] = { gib3 - 4096, gib3 - 8, gib3, gib3 + 4096, end - 4096 };
+    uint64_t start = (guest_boot.kernel_end + 4095) & ~4095ull, n = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (unsigned i = 0; i < sizeof at / sizeof at[0]; i++) {
+            /* The last page also holds the stack: only its first words. */
+            if (at[i] < start || (at[i] >= end - 4096 && i != 4))
+                continue;
+            volatile uint64_t *p = (volatile uint64_t *)at[i];
+            uint64_t want = at[i] ^ 0x5a5a5a5a5a5a5a5aull;
+            if (pass == 0) {
+                *p = want;
+            } else if (*p != want) {
+                g_puts("fault: edges: word at ");
+                g_put_u64(at[i]);
+                g_puts(" changed\n");
+                return;
+            } else {
+                n++;
+            }
+        }
+    g_puts("fault: edges: ");
+    g_put_u64(n);
+    g_puts(" words kept\n");
+    /* The tender reads guest memory where the guest wrote it. */
+    static const char line[] = "fault: printed from the last page\n";
+    char *buf = (char *)(end - 4096 + 64);
+    memcpy(buf, line, sizeof line - 1);
+    g_write(buf, sizeof line - 1);
+    *(volatile uint8_t *)end = 1;
+}
+
 int guest_main(const char *cmdline)
 {
     g_puts("fault: ");
@@ -63,6 +102,8 @@ int guest_main(const char *cmdline)
         g_write((const char *)(guest_boot.mem_size - 16), 4096);
     } else if (g_prefix(cmdline, "overmem")) {
         touch_all_memory_and_beyond();
+    } else if (g_prefix(cmdline, "edges")) {
+        touch_edges_and_beyond();
     } else if (g_prefix(cmdline, "mmio")) {
         touch_unbacked_memory();
 #ifdef GUEST_FLAVOUR_HVT

@@ -17,8 +17,8 @@
 struct hvt_backend; /* owned by the backend (hvt_kvm_x86_64.c) */
 
 struct hvt {
-    uint8_t *mem;      /* guest physical address 0 */
-    uint64_t mem_size; /* bytes, a multiple of 2 MiB */
+    uint8_t *mem;      /* guest address 0; guest addresses are offsets into it */
+    uint64_t mem_size; /* bytes, a multiple of 2 MiB, at most 4 GiB */
     uint64_t cpu_cycle_freq;
     struct mft *mft;   /* the guest's manifest, attached */
     bool shutdown_aware;

@@ -9,6 +9,14 @@
  * From 1 MiB to mem_size: read-write (2 MiB pages above 2 MiB). The host
  * mapping of the guest's read-only segments is read-only too, so a guest
  * write there stops KVM_RUN with EFAULT: a guest fault.
+ *
+ * Guest memory is one host mapping, and the guest's addresses 0..mem_size
+ * are offsets into it, as the ABI says. Guest-physical memory skips the top
+ * GiB of the 32-bit space, where x86 has its IOAPIC (0xfec00000) and local
+ * APIC (0xfee00000) and KVM may put pages of its own (VMX's APIC-access
+ * page, TSS and identity map): memory slot 0 is [0, 3 GiB), slot 1 holds
+ * the rest from 4 GiB up, and the page tables map guest addresses from
+ * 3 GiB on to guest-physical ones 1 GiB higher.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +35,10 @@
 #define PDPT_BASE 0x3000
 #define PD_BASE 0x4000 /* 4 pages: up to 4 GiB */
 #define PT0_BASE 0x8000 /* 4 KiB pages of the first 2 MiB */
+
+/* Guest addresses from LOW_MEM_END on are guest-physical + HIGH_MEM_SHIFT. */
+#define LOW_MEM_END (3ull << 30)
+#define HIGH_MEM_SHIFT (1ull << 30)
 
 #define PTE_P 0x1ull
 #define PTE_RW 0x2ull
@@ -68,14 +80,25 @@ int hvt_backend_create(struct hvt *h, uint64_t mem_size, struct terr *e)
     if (h->mem == MAP_FAILED)
         return terr_errno(e, "map %llu MiB of guest memory", (unsigned long long)(mem_size >> 20));
     h->mem_size = mem_size;
+    uint64_t low = mem_size < LOW_MEM_END ? mem_size : LOW_MEM_END;
     struct kvm_userspace_memory_region region = {
         .slot = 0,
         .guest_phys_addr = 0,
-        .memory_size = mem_size,
+        .memory_size = low,
         .userspace_addr = (uint64_t)(uintptr_t)h->mem,
     };
     if (ioctl(b->vm, KVM_SET_USER_MEMORY_REGION, &region) < 0)
-        return terr_errno(e, "KVM: set guest memory");
+        return terr_errno(e, "KVM: set guest memory below 3 GiB");
+    if (mem_size > LOW_MEM_END) {
+        region = (struct kvm_userspace_memory_region){
+            .slot = 1,
+            .guest_phys_addr = LOW_MEM_END + HIGH_MEM_SHIFT,
+            .memory_size = mem_size - LOW_MEM_END,
+            .userspace_addr = (uint64_t)(uintptr_t)(h->mem + LOW_MEM_END),
+        };
+        if (ioctl(b->vm, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+            return terr_errno(e, "KVM: set guest memory above 4 GiB");
+    }
     b->vcpu = ioctl(b->vm, KVM_CREATE_VCPU, 0);
     if (b->vcpu < 0)
         return terr_errno(e, "KVM: create vCPU");
@@ -96,6 +119,19 @@ int hvt_backend_protect(struct hvt *h, uint64_t start, uint64_t end, struct terr
     return 0;
 }
 
+/* The guest-physical address of guest address a (a < mem_size). */
+static uint64_t guest_phys(uint64_t a)
+{
+    return a < LOW_MEM_END ? a : a + HIGH_MEM_SHIFT;
+}
+
+/* The guest address of guest-physical pa, if pa is guest memory. */
+static bool guest_addr(const struct hvt *h, uint64_t pa, uint64_t *a)
+{
+    *a = pa < LOW_MEM_END ? pa : pa - HIGH_MEM_SHIFT;
+    return (pa < LOW_MEM_END || pa >= LOW_MEM_END + HIGH_MEM_SHIFT) && *a < h->mem_size;
+}
+
 static void setup_page_tables(struct hvt *h)
 {
     uint64_t *pml4 = (uint64_t *)(h->mem + PML4_BASE);
@@ -109,7 +145,7 @@ static void setup_page_tables(struct hvt *h)
     for (uint64_t a = HVT_BOOT_INFO_BASE; a < (2ull << 20); a += 0x1000)
         pt0[a >> 12] = a | PTE_P | (a >= HVT_GUEST_MIN_BASE ? PTE_RW : 0);
     for (uint64_t a = 2ull << 20; a < h->mem_size; a += 2ull << 20)
-        pd[a >> 21] = a | PTE_P | PTE_RW | PTE_PS;
+        pd[a >> 21] = guest_phys(a) | PTE_P | PTE_RW | PTE_PS;
 }
 
 static struct kvm_segment segment(uint16_t index, uint8_t type, uint8_t l, uint8_t db)
@@ -129,7 +165,17 @@ static uint64_t gdt_entry(const struct kvm_segment *s)
            ((uint64_t)s->g << 55);
 }
 
-static int setup_cpuid(struct hvt_backend *b, struct terr *e)
+/* The guest-physical address width CPUID tells the guest (leaf 0x80000008,
+ * EAX[7:0]); 0 when the leaf is missing. */
+static unsigned cpuid_phys_bits(const struct kvm_cpuid2 *c)
+{
+    for (unsigned i = 0; i < c->nent; i++)
+        if (c->entries[i].function == 0x80000008)
+            return c->entries[i].eax & 0xff;
+    return 0;
+}
+
+static int setup_cpuid(struct hvt *h, struct hvt_backend *b, struct terr *e)
 {
     enum { MAX_ENTRIES = 128 };
     struct kvm_cpuid2 *c = calloc(1, sizeof *c + MAX_ENTRIES * sizeof c->entries[0]);
@@ -139,6 +185,10 @@ static int setup_cpuid(struct hvt_backend *b, struct terr *e)
     int rc = 0;
     if (ioctl(b->kvm, KVM_GET_SUPPORTED_CPUID, c) < 0)
         rc = terr_errno(e, "KVM: get supported CPUID");
+    else if (h->mem_size > LOW_MEM_END &&
+             cpuid_phys_bits(c) < 64u - (unsigned)__builtin_clzll(guest_phys(h->mem_size - 1)))
+        rc = terr_set(e, "KVM: the vCPU's physical addresses have %u bits, too few for "
+                      "guest memory above 4 GiB", cpuid_phys_bits(c));
     else if (ioctl(b->vcpu, KVM_SET_CPUID2, c) < 0)
         rc = terr_errno(e, "KVM: set vCPU CPUID");
     free(c);
@@ -156,7 +206,7 @@ int hvt_backend_vcpu_init(struct hvt *h, uint64_t entry, struct terr *e)
     gdt[1] = gdt_entry(&code);
     gdt[2] = gdt_entry(&data);
 
-    if (setup_cpuid(b, e) < 0)
+    if (setup_cpuid(h, b, e) < 0)
         return -1;
     struct kvm_sregs sregs;
     if (ioctl(b->vcpu, KVM_GET_SREGS, &sregs) < 0)
@@ -215,6 +265,7 @@ int hvt_backend_run(struct hvt *h)
 {
     struct hvt_backend *b = h->b;
     struct kvm_run *run = b->run;
+    uint64_t addr;
     for (;;) {
         if (ioctl(b->vcpu, KVM_RUN, 0) < 0) {
             if (errno == EINTR)
@@ -247,12 +298,11 @@ int hvt_backend_run(struct hvt *h)
              * refuses: a read-only segment (W^X). Where KVM reports this as
              * EFAULT instead, upstream says "host/guest translation fault";
              * the suite (and users' scripts) look for those words. */
-            if (run->mmio.phys_addr < h->mem_size)
+            if (guest_addr(h, run->mmio.phys_addr, &addr))
                 tender_exit(TENDER_EXIT_FAULT,
                             "guest fault: host/guest translation fault: write to read-only "
                             "guest memory at 0x%llx (%u bytes) at rip=0x%llx",
-                            (unsigned long long)run->mmio.phys_addr, run->mmio.len,
-                            guest_rip(b));
+                            (unsigned long long)addr, run->mmio.len, guest_rip(b));
             tender_exit(TENDER_EXIT_FAULT,
                         "guest fault: access to unmapped guest-physical address 0x%llx "
                         "(MMIO exit, %s %u bytes) at rip=0x%llx",

@@ -27,10 +27,9 @@
 #include "unikernel/hvt/hvt.h"
 
 #define HVT_PAGE_2M (2ull << 20)
-/* Guest memory ends below 3 GiB: the top GiB of the 32-bit space is where
- * x86 keeps the IOAPIC and local APIC (0xfec00000, 0xfee00000), which a VM's
- * memory must not cover. */
-#define HVT_MAX_MEM (3ull << 30)
+/* As solo5-hvt: 2048 pages of 2 MiB, what four page directories map. The
+ * backend keeps the APIC window below 4 GiB out of it. */
+#define HVT_MAX_MEM (2048 * HVT_PAGE_2M)
 #define HVT_INTERNAL_TIMER (~1ull)
 
 static hvt_hypercall_fn hypercalls[HVT_HYPERCALL_MAX];
@@ -279,6 +278,21 @@ out:
     return rc;
 }
 
+/* Guest memory as solo5-hvt sizes it, with its messages: --mem rounded down
+ * to whole 2 MiB pages (one at least), at most HVT_MAX_MEM. */
+static uint64_t guest_mem_size(uint64_t requested)
+{
+    uint64_t mem = requested & ~(HVT_PAGE_2M - 1);
+    if (mem == 0)
+        mem = HVT_PAGE_2M;
+    if (mem != requested)
+        tender_log("adjusting memory to %llu bytes", (unsigned long long)mem);
+    if (mem > HVT_MAX_MEM)
+        tender_exit(TENDER_EXIT_SETUP, "guest memory size %llu bytes exceeds the max size %llu bytes",
+                    (unsigned long long)mem, HVT_MAX_MEM);
+    return mem;
+}
+
 int main(int argc, char **argv)
 {
     tender_name = "crius-hvt";
@@ -288,11 +302,7 @@ int main(int argc, char **argv)
         tender_exit(TENDER_EXIT_SETUP, "%s\n%s", e.msg, args_usage());
 
     struct hvt h = { 0 };
-    h.mem_size = a.mem_bytes & ~(HVT_PAGE_2M - 1);
-    if (h.mem_size != a.mem_bytes || h.mem_size == 0 || h.mem_size > HVT_MAX_MEM)
-        tender_exit(TENDER_EXIT_SETUP,
-                    "--mem=%llu: guest memory must be a multiple of 2 MiB, at most %llu MiB",
-                    (unsigned long long)(a.mem_bytes >> 20), HVT_MAX_MEM >> 20);
+    h.mem_size = guest_mem_size(a.mem_bytes);
 
     waitset = epoll_create1(EPOLL_CLOEXEC);
     timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);

@@ -76,6 +76,38 @@ TEST(ImageGuest, RefusesWhatItCannotRun) {
   }
 }
 
+constexpr int64_t kMiB = 1 << 20;
+
+// The limit less the reserve (16) and 1/256 of the rest, in whole 2 MiB.
+TEST(SizeGuestMemory, TakesTheLimitLessReserveAndPageTables) {
+  GuestMemory m = SizeGuestMemory("hvt", 1040 * kMiB, 128, 16);
+  EXPECT_EQ(m.mib, 1020);
+  EXPECT_EQ(m.tables_mib, 4);
+  EXPECT_FALSE(m.capped);
+  EXPECT_EQ(SizeGuestMemory("spt", 0, 128, 16).mib, 128);
+  EXPECT_EQ(SizeGuestMemory("hvt", 20 * kMiB, 128, 16).mib, 2);
+}
+
+// crius-hvt takes what solo5-hvt takes, 4 GiB, as its suite asks (--mem=4096).
+TEST(SizeGuestMemory, HvtGetsUpTo4GiB) {
+  EXPECT_EQ(kHvtMaxMemMib, 4096);
+  GuestMemory at = SizeGuestMemory("hvt", 4129 * kMiB, 128, 16);  // 4113 - 17
+  EXPECT_EQ(at.mib, 4096);
+  EXPECT_FALSE(at.capped);
+  EXPECT_EQ(SizeGuestMemory("hvt", 4128 * kMiB, 128, 16).mib, 4094);  // 4095, whole 2 MiB
+  GuestMemory above = SizeGuestMemory("hvt", 4131 * kMiB, 128, 16);   // 4098
+  EXPECT_EQ(above.mib, 4096);
+  EXPECT_TRUE(above.capped);
+  EXPECT_EQ(SizeGuestMemory("hvt", int64_t{64} << 30, 128, 16).mib, 4096);
+  EXPECT_EQ(SizeGuestMemory("hvt", 0, 4096, 16).mib, 4096);
+}
+
+TEST(SizeGuestMemory, SptHasNoCapOfItsOwn) {
+  GuestMemory m = SizeGuestMemory("spt", 4131 * kMiB, 128, 16);
+  EXPECT_EQ(m.mib, 4098);
+  EXPECT_FALSE(m.capped);
+}
+
 TEST(GuestNetArgs, EachFormAsItsUnikernelReadsIt) {
   GuestNetwork net{.tap = "tap0", .mac = "02:00:00:00:00:01", .mtu = 1500, .cidr = "10.88.0.5/16", .gateway = "10.88.0.1"};
   std::vector<std::string> args = {"app"};

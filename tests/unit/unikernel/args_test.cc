@@ -98,6 +98,18 @@ TEST(TenderArgs, RefusesBadSectorSizesWithUpstreamsMessage) {
   }
 }
 
+// As upstream: --mem is whole MiB; each tender rounds and caps it itself.
+TEST(TenderArgs, MemoryIsWholeMiBLeftForTheTenderToRound) {
+  EXPECT_EQ(Parse({"--mem=4097", "g"}).a.mem_bytes, uint64_t{4097} << 20);
+  EXPECT_EQ(Parse({"--mem=1", "g"}).a.mem_bytes, uint64_t{1} << 20);
+  for (const char* bad : {"--mem=", "--mem=abc", "--mem=0", "--mem=-2", "--mem=12x",
+                          "--mem=17592186044416"}) {
+    std::string error = Parse({bad, "g"}).error;
+    EXPECT_NE(error.find(std::string("Malformed argument to --mem: ") + bad), std::string::npos)
+        << error;
+  }
+}
+
 TEST(TenderArgs, RefusesMalformedOptions) {
   EXPECT_NE(Parse({"--mem=abc", "g"}).error.find("--mem=abc"), std::string::npos);
   EXPECT_NE(Parse({"--mem=0", "g"}).error.find("--mem=0"), std::string::npos);

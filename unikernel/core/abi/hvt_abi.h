@@ -1,9 +1,11 @@
 /*
  * Solo5 0.9 guest ABI, hvt flavour (x86-64): the guest runs in a KVM virtual
  * machine and calls the tender with a 32-bit OUT to I/O port
- * HVT_HYPERCALL_PIO_BASE + n, whose value is the guest-physical address of an
- * argument struct below 4 GiB. The tender bounds-checks that address and every
- * address inside the struct before touching guest memory.
+ * HVT_HYPERCALL_PIO_BASE + n, whose value is the address of an argument
+ * struct below 4 GiB: the guest's own pointer, an offset into its memory
+ * (upstream's "guest-physical", which it is below 3 GiB). The tender
+ * bounds-checks that address and every address inside the struct before
+ * touching guest memory.
  *
  * Plain C, shared by crius-hvt and guests; binary compatible with upstream
  * Solo5 v0.9.x hvt guests. See unikernel/ABI.md.
@@ -22,7 +24,7 @@
 #define HVT_GUEST_MIN_BASE 0x100000u
 #define HVT_HYPERCALL_PIO_BASE 0x500u
 
-/* Guest-physical addresses are integers on the host, pointers in a guest. */
+/* Guest addresses are integers on the host, pointers in a guest. */
 #ifdef HVT_HOST
 typedef uint64_t hvt_gpa_t;
 #define HVT_GUEST_PTR(T) hvt_gpa_t
