@@ -15,7 +15,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libseccomp-dev libcap-dev libbpf-dev prometheus-cpp-dev libsqlite3-dev sqlite3
-  libcurl4-openssl-dev libarchive-dev libssl-dev libzstd-dev zlib1g-dev
+  libcurl4-openssl-dev ca-certificates libarchive-dev libssl-dev libzstd-dev zlib1g-dev
   nlohmann-json3-dev libtomlplusplus-dev libboost-dev libgtest-dev libgmock-dev
   python3 python3-grpcio python3-protobuf python3-pytest python3-websocket python3-bcrypt openssl
   docker-registry busybox-static containernetworking-plugins golang-go qemu-system-x86

@@ -59,8 +59,10 @@ log "cloning $(git -C "$top" rev-parse --short HEAD) into it"
 git clone -q --no-hardlinks "$top" "$root/root/crius"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 
-# Inside: a private mount namespace whose / is a mount point (crius makes it
-# a slave mount for each container), with the node's devices, proc, sys.
+# Inside: a private mount namespace whose / is the new root (pivot_root, not
+# chroot: the kernel refuses user namespaces to a chrooted process), a mount
+# point (crius makes it a slave mount for each container), with the node's
+# devices, proc and sys.
 inner=$(cat <<'EOF'
 set -euo pipefail
 root=$1 skip_test=$2; shift 2
@@ -70,7 +72,13 @@ mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys"
 mount -t tmpfs -o mode=755 tmpfs "$root/run"
 mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
-exec chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+mkdir -p "$root/.old-root"
+cd "$root"
+pivot_root . .old-root
+/.old-root/usr/bin/umount -l /.old-root  # minbase may have no umount of its own yet
+rmdir /.old-root
+cd /
+exec /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   /bin/bash -s "$skip_test" "$@" <<'IN'
 set -euo pipefail
