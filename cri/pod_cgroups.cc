@@ -93,11 +93,13 @@ absl::Status CreatePodCgroups(Runtime& rt, const Pod& pod, std::vector<std::stri
 absl::Status RemovePodCgroups(Runtime& rt, const Pod& pod) {
   if (pod.cgroup.empty()) return absl::OkStatus();
   cgroups::Driver& driver = rt.cgroups();
-  std::lock_guard<std::mutex> lock(rt.cgroup_parents_mu());
+  // The pod's own cgroups first, without the lock: KillAll can take seconds,
+  // and no other pod's creation needs to wait for it.
   CRIUS_RETURN_IF_ERROR(driver.KillAll(pod.MonitorCgroup()));
   CRIUS_RETURN_IF_ERROR(driver.Remove(pod.MonitorCgroup()));
+  if (PodOwnsCgroup(pod)) CRIUS_RETURN_IF_ERROR(driver.Remove(pod.cgroup));
+  std::lock_guard<std::mutex> lock(rt.cgroup_parents_mu());
   if (PodOwnsCgroup(pod)) {
-    CRIUS_RETURN_IF_ERROR(driver.Remove(pod.cgroup));
     driver.RemoveIfEmpty(kCriusRoot);  // crius's own parent goes with its last pod
     return absl::OkStatus();
   }
