@@ -228,6 +228,11 @@ const std::vector<Key>& Keys() {
           [](Config& c) -> std::map<std::string, std::vector<std::string>>& {
             return c.registry.mirrors;
           }),
+      StringKey("registry.pull_progress_timeout",
+                "A pull that receives no bytes from the registry for this long is cancelled,\n"
+                "as a Go duration (\"5m\", as containerd's image_pull_progress_timeout); \"0\"\n"
+                "never cancels one. A PullImage also ends at its own gRPC deadline.",
+                [](Config& c) -> std::string& { return c.registry.pull_progress_timeout; }),
       // 9654: in Prometheus' exporter range and clear of what usually runs
       // beside a runtime on a node (Prometheus and CRI-O's metrics 9090,
       // node_exporter 9100, containerd's customary 1338, kubelet 10250).
@@ -345,6 +350,12 @@ absl::Status ValidateConfig(const Config& c) {
         return absl::InvalidArgumentError(
             absl::StrCat("key \"", key, "\": \"", text, "\" is not a positive duration"));
       }
+    }
+    absl::Duration d;
+    if (!absl::ParseDuration(c.registry.pull_progress_timeout, &d) || d < absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(absl::StrCat("key \"registry.pull_progress_timeout\": \"",
+                                                     c.registry.pull_progress_timeout,
+                                                     "\" is not a duration of zero or more"));
     }
     size_t colon = c.streaming.address.rfind(':');
     int port = -1;

@@ -51,6 +51,7 @@ struct Config {
     std::vector<std::string> insecure;
     std::vector<std::string> ca_files;
     std::map<std::string, std::vector<std::string>> mirrors;
+    std::string pull_progress_timeout = "5m";
   } registry;
 
   struct Metrics {

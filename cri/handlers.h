@@ -77,7 +77,9 @@ absl::Status SandboxStatsList(Runtime& rt, const v1::ListPodSandboxStatsRequest&
 absl::Status SandboxStatsStream(Runtime& rt, const v1::StreamPodSandboxStatsRequest& req,
                                 const std::function<bool(const v1::StreamPodSandboxStatsResponse&)>& send);
 
-absl::Status ImagePull(Runtime& rt, const v1::PullImageRequest& req, v1::PullImageResponse* resp);
+// Ends when the pull does or when `caller` stops waiting (its deadline).
+absl::Status ImagePull(Runtime& rt, const v1::PullImageRequest& req, v1::PullImageResponse* resp,
+                       const image::PullCaller& caller);
 absl::Status ImageList(Runtime& rt, const v1::ListImagesRequest& req, v1::ListImagesResponse* resp);
 absl::Status ImagesStream(Runtime& rt, const v1::StreamImagesRequest& req,
                           const std::function<bool(const v1::StreamImagesResponse&)>& send);

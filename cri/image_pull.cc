@@ -7,7 +7,8 @@
 
 namespace crius::cri {
 
-absl::Status ImagePull(Runtime& rt, const v1::PullImageRequest& req, v1::PullImageResponse* resp) {
+absl::Status ImagePull(Runtime& rt, const v1::PullImageRequest& req, v1::PullImageResponse* resp,
+                       const image::PullCaller& caller) {
   const std::string& ref = req.image().image();
   if (ref.empty()) return absl::InvalidArgumentError("image.image: the image reference is empty");
   image::Credentials creds;
@@ -26,7 +27,7 @@ absl::Status ImagePull(Runtime& rt, const v1::PullImageRequest& req, v1::PullIma
     creds.password = decoded.substr(decoded.find(':') + 1);
   }
   auto start = std::chrono::steady_clock::now();
-  absl::StatusOr<image::ImageInfo> pulled = rt.images().Pull(ref, creds);
+  absl::StatusOr<image::ImageInfo> pulled = rt.images().Pull(ref, creds, caller);
   if (metrics::Metrics* m = metrics::Current()) {
     m->ObservePull(pulled.ok(), pulled.ok() ? pulled->fetched_bytes : 0,
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());

@@ -56,6 +56,7 @@ absl::Status Runtime::Recover() {
   registry.insecure_hosts = config_.registry.insecure;
   registry.ca_files = config_.registry.ca_files;
   registry.mirrors = config_.registry.mirrors;
+  (void)absl::ParseDuration(config_.registry.pull_progress_timeout, &registry.progress_timeout);
   CRIUS_ASSIGN_OR_RETURN(images_, image::ImageStore::Open(config_.root, *store_, std::move(registry)));
   // The image layers live under the root: can they be idmapped there?
   userns_support_ = sandbox::ProbeIdmappedOverlay(config_.root);

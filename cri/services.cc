@@ -1,6 +1,7 @@
 #include "cri/services.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "cri/boundary.h"
 #include "cri/handlers.h"
 
@@ -123,7 +124,15 @@ ROUTE(RuntimeServiceImpl, UpdatePodSandboxResources, UpdatePodSandboxResourcesRe
 // ImageService
 ROUTE(ImageServiceImpl, ListImages, ListImagesRequest, ListImagesResponse, ImageList)
 ROUTE(ImageServiceImpl, ImageStatus, ImageStatusRequest, ImageStatusResponse, ImageStatusGet)
-ROUTE(ImageServiceImpl, PullImage, PullImageRequest, PullImageResponse, ImagePull)
+grpc::Status ImageServiceImpl::PullImage(grpc::ServerContext* ctx, const v1::PullImageRequest* req,
+                                         v1::PullImageResponse* resp) {
+  image::PullCaller caller;
+  if (auto deadline = ctx->deadline(); deadline != std::chrono::system_clock::time_point::max()) {
+    caller.deadline = absl::FromChrono(deadline);
+  }
+  caller.cancelled = [ctx] { return ctx->IsCancelled(); };
+  return Serve("PullImage", *req, [&] { return ImagePull(rt_, *req, resp, caller); });
+}
 ROUTE(ImageServiceImpl, RemoveImage, RemoveImageRequest, RemoveImageResponse, ImageRemove)
 ROUTE(ImageServiceImpl, ImageFsInfo, ImageFsInfoRequest, ImageFsInfoResponse, ImageFsInfoGet)
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <future>
 #include <map>
@@ -17,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "image/content_store.h"
 #include "image/manifest.h"
+#include "image/pull_progress.h"
 #include "image/reference.h"
 #include "image/registry.h"
 #include "store/store.h"
@@ -64,10 +66,17 @@ class ImageStore {
                                                          store::Store& db,
                                                          RegistryOptions registry);
 
-  // Pulls `ref` (as kubelet sends it). Concurrent pulls of one reference
-  // share one pull; blobs and layers shared between images are fetched and
-  // unpacked once. Nothing is recorded unless everything succeeded.
-  absl::StatusOr<ImageInfo> Pull(const std::string& ref, const Credentials& creds);
+  // Abandons the pulls under way and waits for them to end.
+  ~ImageStore();
+
+  // Pulls `ref` (as kubelet sends it) for `caller`. Concurrent pulls of one
+  // reference share one pull, which runs on a thread of its own; each caller
+  // waits for it until its own deadline. When the last caller gives up, the
+  // pull is abandoned: its transfers stop and what it fetched is collected.
+  // Blobs and layers shared between images are fetched and unpacked once.
+  // Nothing is recorded unless everything succeeded.
+  absl::StatusOr<ImageInfo> Pull(const std::string& ref, const Credentials& creds,
+                                 const PullCaller& caller);
 
   // By id ("sha256:..."), a unique id prefix, a tag reference or a digest
   // reference. nullopt when no image matches.
@@ -85,10 +94,13 @@ class ImageStore {
  private:
   ImageStore(std::string root, store::Store& db, std::unique_ptr<ContentStore> content,
              std::unique_ptr<Registry> registry);
+  struct PullJob;
+  void RunPull(std::shared_ptr<PullJob> job, Reference ref, Credentials creds, std::string key);
   absl::StatusOr<ImageInfo> DoPull(const Reference& ref, const Credentials& creds,
-                                   std::atomic<uint64_t>& fetched);
+                                   std::atomic<uint64_t>& fetched, PullProgress& progress);
   absl::Status FetchBlob(const std::vector<Endpoint>& eps, const Descriptor& d,
-                         const Credentials& creds, std::atomic<uint64_t>& fetched);
+                         const Credentials& creds, std::atomic<uint64_t>& fetched,
+                         PullProgress& progress);
   absl::Status Unpack(LayerInfo& layer);
   absl::Status Record(ImageInfo& image);
   absl::Status Collect();
@@ -104,7 +116,9 @@ class ImageStore {
   std::unique_ptr<Registry> registry_;
 
   std::mutex mu_;  // guards the maps below and serialises records and collection
-  std::map<std::string, std::shared_future<absl::StatusOr<ImageInfo>>> pulls_;
+  std::map<std::string, std::shared_ptr<PullJob>> pulls_;  // by reference
+  int running_pulls_ = 0;
+  std::condition_variable pulls_done_;
   std::map<std::string, std::shared_future<absl::Status>> blob_fetches_;
   std::map<std::string, std::shared_future<absl::Status>> unpacks_;
   std::multiset<std::string> leases_;  // digests and chain ids of pulls under way

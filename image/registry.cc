@@ -89,7 +89,23 @@ struct Transfer {
   BlobWriter* sink;
   size_t max_body;
   CURL* curl;
+  PullProgress* progress;
+  curl_off_t received = 0;
 };
+
+// libcurl's progress callback: a non-zero return stops the transfer.
+int OnProgress(void* arg, curl_off_t, curl_off_t now, curl_off_t, curl_off_t) {
+  auto* t = static_cast<Transfer*>(arg);
+  if (now > t->received) {
+    t->received = now;
+    t->progress->Progressed();
+  }
+  absl::Status st = t->progress->Abandoned();
+  if (st.ok()) st = t->progress->Stalled();
+  if (st.ok()) return 0;
+  t->resp->sink_error = std::move(st);
+  return 1;
+}
 
 size_t OnHeader(char* data, size_t size, size_t n, void* arg) {
   auto* t = static_cast<Transfer*>(arg);
@@ -172,11 +188,16 @@ absl::StatusOr<Registry::Response> Registry::Perform(const std::string& url,
                                                      const std::vector<std::string>& headers,
                                                      BlobWriter* sink, size_t max_body,
                                                      const std::string& userpwd,
-                                                     const std::string& post_fields) {
+                                                     const std::string& post_fields,
+                                                     PullProgress* progress) {
+  if (progress != nullptr) {
+    CRIUS_RETURN_IF_ERROR(progress->Abandoned());
+    progress->Progressed();  // a transfer begins
+  }
   std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
   if (!curl) return absl::InternalError("curl_easy_init failed");
   Response resp;
-  Transfer t{&resp, sink, max_body, curl.get()};
+  Transfer t{&resp, sink, max_body, curl.get(), progress};
   curl_slist* list = nullptr;
   for (const std::string& h : headers) list = curl_slist_append(list, h.c_str());
   std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> owned(list, curl_slist_free_all);
@@ -193,8 +214,11 @@ absl::StatusOr<Registry::Response> Registry::Perform(const std::string& url,
   curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, options_.connect_timeout_s);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, options_.stall_timeout_s);
+  if (progress != nullptr) {
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, OnProgress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  }
   curl_easy_setopt(c, CURLOPT_USERAGENT, "crius");
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -217,7 +241,7 @@ absl::StatusOr<Registry::Response> Registry::Perform(const std::string& url,
 }
 
 absl::StatusOr<std::string> Registry::FetchToken(const std::string& challenge, const Endpoint& ep,
-                                                 const Credentials& creds) {
+                                                 const Credentials& creds, PullProgress* progress) {
   std::map<std::string, std::string> p = ChallengeParams(challenge);
   if (p["realm"].empty()) {
     return absl::PermissionDeniedError(
@@ -231,11 +255,13 @@ absl::StatusOr<std::string> Registry::FetchToken(const std::string& challenge, c
   if (!creds.identity_token.empty()) {
     resp = Perform(p["realm"], {}, nullptr, kMaxTokenBytes, "",
                    absl::StrCat(query, "&grant_type=refresh_token&client_id=crius&refresh_token=",
-                                Escape(esc.get(), creds.identity_token)));
+                                Escape(esc.get(), creds.identity_token)),
+                   progress);
   } else {
     std::string userpwd = creds.username.empty() ? "" : absl::StrCat(creds.username, ":", creds.password);
     std::string sep = absl::StrContains(p["realm"], '?') ? "&" : "?";
-    resp = Perform(absl::StrCat(p["realm"], sep, query), {}, nullptr, kMaxTokenBytes, userpwd);
+    resp = Perform(absl::StrCat(p["realm"], sep, query), {}, nullptr, kMaxTokenBytes, userpwd, "",
+                   progress);
   }
   if (!resp.ok()) return Annotate(resp.status(), "fetch registry token");
   if (resp->status != 200) {
@@ -255,7 +281,7 @@ absl::StatusOr<std::string> Registry::FetchToken(const std::string& challenge, c
 absl::StatusOr<Registry::Response> Registry::Get(const Endpoint& ep, const std::string& path,
                                                  const std::vector<std::string>& headers,
                                                  const Credentials& creds, BlobWriter* sink,
-                                                 size_t max_body) {
+                                                 size_t max_body, PullProgress* progress) {
   std::string url = absl::StrCat(ep.base, "/v2/", ep.repository, path);
   std::string key = absl::StrCat(ep.base, "/", ep.repository);
   std::string auth;
@@ -267,7 +293,7 @@ absl::StatusOr<Registry::Response> Registry::Get(const Endpoint& ep, const std::
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::vector<std::string> h = headers;
     if (!auth.empty()) h.push_back(absl::StrCat("Authorization: ", auth));
-    CRIUS_ASSIGN_OR_RETURN(Response resp, Perform(url, h, sink, max_body, ""));
+    CRIUS_ASSIGN_OR_RETURN(Response resp, Perform(url, h, sink, max_body, "", "", progress));
     if (resp.status != 401 || attempt == 1) {
       if (resp.status == 401) {
         return absl::PermissionDeniedError(absl::StrCat(
@@ -279,7 +305,7 @@ absl::StatusOr<Registry::Response> Registry::Get(const Endpoint& ep, const std::
     }
     std::string challenge = resp.headers["www-authenticate"];
     if (absl::StartsWithIgnoreCase(challenge, "bearer")) {
-      CRIUS_ASSIGN_OR_RETURN(std::string token, FetchToken(challenge, ep, creds));
+      CRIUS_ASSIGN_OR_RETURN(std::string token, FetchToken(challenge, ep, creds, progress));
       auth = absl::StrCat("Bearer ", token);
     } else if (absl::StartsWithIgnoreCase(challenge, "basic") && !creds.username.empty()) {
       auth = absl::StrCat("Basic ", absl::Base64Escape(absl::StrCat(creds.username, ":", creds.password)));
@@ -294,11 +320,11 @@ absl::StatusOr<Registry::Response> Registry::Get(const Endpoint& ep, const std::
 }
 
 absl::StatusOr<FetchedManifest> Registry::GetManifest(const Endpoint& ep, const std::string& reference,
-                                                      const Credentials& creds) {
+                                                      const Credentials& creds, PullProgress* progress) {
   CRIUS_ASSIGN_OR_RETURN(Response resp,
                          Get(ep, absl::StrCat("/manifests/", reference),
                              {absl::StrCat("Accept: ", kManifestAccept)}, creds, nullptr,
-                             kMaxManifestBytes));
+                             kMaxManifestBytes, progress));
   std::string what = absl::StrCat("manifest ", ep.repository, ":", reference, " at ", ep.base);
   if (resp.status != 200) return HttpError(resp.status, absl::StrCat("GET ", what), resp.body);
   FetchedManifest m;
@@ -312,23 +338,23 @@ absl::StatusOr<FetchedManifest> Registry::GetManifest(const Endpoint& ep, const 
 }
 
 absl::Status Registry::GetBlob(const Endpoint& ep, const Descriptor& d, BlobWriter& writer,
-                               const Credentials& creds) {
+                               const Credentials& creds, PullProgress* progress) {
   std::string what = absl::StrCat("blob ", d.digest, " of ", ep.repository, " at ", ep.base);
   CRIUS_ASSIGN_OR_RETURN(Response resp, Get(ep, absl::StrCat("/blobs/", d.digest), {}, creds,
-                                            &writer, 0));
+                                            &writer, 0, progress));
   if (resp.status != 200) return HttpError(resp.status, absl::StrCat("GET ", what), resp.body);
   return Annotate(writer.Commit(), what);
 }
 
 absl::StatusOr<std::string> Registry::GetSmallBlob(const Endpoint& ep, const Descriptor& d,
-                                                   const Credentials& creds) {
+                                                   const Credentials& creds, PullProgress* progress) {
   std::string what = absl::StrCat("blob ", d.digest, " of ", ep.repository, " at ", ep.base);
   if (d.size > static_cast<int64_t>(kMaxConfigBytes)) {
     return absl::InvalidArgumentError(absl::StrCat(what, " is ", d.size, " bytes, more than ",
                                                    kMaxConfigBytes, " allowed for it"));
   }
   CRIUS_ASSIGN_OR_RETURN(Response resp, Get(ep, absl::StrCat("/blobs/", d.digest), {}, creds,
-                                            nullptr, kMaxConfigBytes));
+                                            nullptr, kMaxConfigBytes, progress));
   if (resp.status != 200) return HttpError(resp.status, absl::StrCat("GET ", what), resp.body);
   std::string got = Sha256Digest(resp.body);
   if (got != d.digest) {

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "image/content_store.h"
 #include "image/manifest.h"
+#include "image/pull_progress.h"
 #include "image/reference.h"
 
 namespace crius::image {
@@ -24,8 +25,8 @@ struct RegistryOptions {
   // host -> endpoints ("http://127.0.0.1:5000") tried in order before the host.
   std::map<std::string, std::vector<std::string>> mirrors;
   long connect_timeout_s = 10;
-  // A transfer slower than 1 KiB/s for this long is abandoned.
-  long stall_timeout_s = 30;
+  // A pull that receives no bytes for this long is cancelled; zero: never.
+  absl::Duration progress_timeout = absl::Minutes(5);
 };
 
 struct Credentials {
@@ -59,27 +60,32 @@ class Registry {
   // Where to look for `ref`, in order: its mirrors, then the host itself.
   std::vector<Endpoint> EndpointsFor(const Reference& ref) const;
 
+  absl::Duration progress_timeout() const { return options_.progress_timeout; }
+
+  // Every transfer below reports to `progress` (may be null) and stops when
+  // it says the pull is abandoned or stalled.
+
   // GET the manifest `reference` (a tag or a digest) at `ep`. A digest
   // reference is verified against the body.
   absl::StatusOr<FetchedManifest> GetManifest(const Endpoint& ep, const std::string& reference,
-                                              const Credentials& creds);
+                                              const Credentials& creds, PullProgress* progress);
   // Streams blob `d` into `writer`, which verifies it.
   absl::Status GetBlob(const Endpoint& ep, const Descriptor& d, BlobWriter& writer,
-                       const Credentials& creds);
+                       const Credentials& creds, PullProgress* progress);
   // A small blob (config) fetched and verified in memory.
   absl::StatusOr<std::string> GetSmallBlob(const Endpoint& ep, const Descriptor& d,
-                                           const Credentials& creds);
+                                           const Credentials& creds, PullProgress* progress);
 
  private:
   explicit Registry(RegistryOptions options) : options_(std::move(options)) {}
   absl::StatusOr<Response> Get(const Endpoint& ep, const std::string& path,
                                const std::vector<std::string>& headers, const Credentials& creds,
-                               BlobWriter* sink, size_t max_body);
+                               BlobWriter* sink, size_t max_body, PullProgress* progress);
   absl::StatusOr<Response> Perform(const std::string& url, const std::vector<std::string>& headers,
                                    BlobWriter* sink, size_t max_body, const std::string& userpwd,
-                                   const std::string& post_fields = "");
+                                   const std::string& post_fields, PullProgress* progress);
   absl::StatusOr<std::string> FetchToken(const std::string& challenge, const Endpoint& ep,
-                                         const Credentials& creds);
+                                         const Credentials& creds, PullProgress* progress);
 
   RegistryOptions options_;
   std::string ca_blob_;  // system bundle + configured CAs, PEM

@@ -5,13 +5,18 @@ what Debian's docker-registry refuses to serve. It counts every request.
     with FakeRegistry() as fake:
         fake.manifest("repo", "tag", body, media_type)
         fake.blob("repo", digest, data, cut_after=100)
+        fake.blob("repo", digest, data, stall_after=100)  # then waits for fake.release()
         ... pull f"{fake.host}/repo:tag" ...
         fake.hits("/v2/repo/blobs/" + digest)
+        fake.stalled()    # responses waiting now; fake.hung_up(): ones whose client left
 """
 import collections
 import hashlib
 import http.server
+import select
+import socket
 import threading
+import time
 
 from .util import free_port
 
@@ -19,9 +24,13 @@ from .util import free_port
 class FakeRegistry:
     def __init__(self):
         self.manifests = {}  # (repo, reference) -> (body, media type)
-        self.blobs = {}      # (repo, digest) -> (data, cut_after or None)
+        self.blobs = {}      # (repo, digest) -> (data, cut_after or None, stall_after or None)
         self.requests = collections.Counter()
         self.server = None
+        self._released = threading.Event()
+        self._lock = threading.Lock()
+        self._stalled = 0
+        self._hung_up = 0
 
     @property
     def host(self):
@@ -35,11 +44,47 @@ class FakeRegistry:
         self.manifests[(repo, digest)] = (body, media_type)
         return digest
 
-    def blob(self, repo, digest, data, cut_after=None):
-        self.blobs[(repo, digest)] = (data, cut_after)
+    def blob(self, repo, digest, data, cut_after=None, stall_after=None):
+        self.blobs[(repo, digest)] = (data, cut_after, stall_after)
 
     def hits(self, path):
         return self.requests[path]
+
+    def release(self):
+        """Stalled responses send the rest; later ones no longer stall."""
+        self._released.set()
+
+    def stalled(self):
+        with self._lock:
+            return self._stalled
+
+    def hung_up(self):
+        """Stalled responses whose client closed the connection."""
+        with self._lock:
+            return self._hung_up
+
+    def wait_for(self, what, value, timeout=10):
+        deadline = time.monotonic() + timeout
+        while getattr(self, what)() != value:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"fake registry: {what}() is {getattr(self, what)()}, not {value}")
+            time.sleep(0.02)
+
+    def _stall(self, conn):
+        """Waits for release(); False when the client hung up first."""
+        with self._lock:
+            self._stalled += 1
+        try:
+            while not self._released.wait(0.02):
+                readable, _, _ = select.select([conn], [], [], 0)
+                if readable and conn.recv(1, socket.MSG_PEEK) == b"":
+                    with self._lock:
+                        self._hung_up += 1
+                    return False
+            return True
+        finally:
+            with self._lock:
+                self._stalled -= 1
 
     def _answer(self, handler):
         path = handler.path.split("?")[0]
@@ -53,8 +98,8 @@ class FakeRegistry:
             body, media_type = self.manifests[(repo, reference)]
             return 200, media_type, body, None
         if kind == "blobs" and (repo, reference) in self.blobs:
-            data, cut = self.blobs[(repo, reference)]
-            return 200, "application/octet-stream", data, cut
+            data, cut, stall = self.blobs[(repo, reference)]
+            return 200, "application/octet-stream", data, (cut, stall)
         return 404, "application/json", b'{"errors":[{"code":"NOT_FOUND","message":"unknown"}]}', None
 
     def __enter__(self):
@@ -64,11 +109,19 @@ class FakeRegistry:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self):
-                status, media_type, body, cut = fake._answer(self)
+                status, media_type, body, how = fake._answer(self)
+                cut, stall = how or (None, None)
                 self.send_response(status)
                 self.send_header("Content-Type", media_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                if stall is not None and not fake._released.is_set():
+                    self.wfile.write(body[:stall])
+                    self.wfile.flush()
+                    if not fake._stall(self.connection):
+                        self.close_connection = True
+                        return
+                    body = body[stall:]
                 if cut is not None:
                     self.wfile.write(body[:cut])
                     self.wfile.flush()
@@ -87,6 +140,7 @@ class FakeRegistry:
         return self
 
     def __exit__(self, *exc):
+        self.release()
         self.server.shutdown()
         self.server.server_close()
         self.thread.join()
