@@ -12,6 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 #include "common/failpoint.h"
 #include "common/files.h"
 #include "common/log.h"
@@ -28,12 +29,6 @@
 
 namespace crius::cri {
 namespace {
-
-int64_t NowNs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
 
 // The propagation a mount asks for needs the host side to propagate too:
 // bidirectional needs the host path on a shared mount, host-to-container on

@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/clock.h"
 #include "common/failpoint.h"
 #include "common/log.h"
 #include "common/files.h"
@@ -84,12 +85,6 @@ bool Apply(Container& c, const crius::monitor::ContainerState& s, const std::str
     return true;
   }
   return false;
-}
-
-int64_t NowNs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
 }  // namespace

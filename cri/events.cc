@@ -2,20 +2,11 @@
 
 #include <time.h>
 
+#include "common/clock.h"
 #include "cri/handlers.h"
 #include "cri/runtime.h"
 
 namespace crius::cri {
-namespace {
-
-int64_t NowNs() {
-  struct timespec ts;
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
-
-}  // namespace
-
 std::optional<v1::ContainerEventResponse> EventHub::Subscription::Next(absl::Duration wait) {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait_for(lock, absl::ToChronoNanoseconds(wait), [&] { return !queue_.empty() || overflowed_; });

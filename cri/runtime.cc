@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 
+#include "common/clock.h"
 #include "common/failpoint.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -19,11 +20,6 @@ namespace crius::cri {
 namespace {
 constexpr char kPodCidrSetting[] = "pod_cidr";
 
-int64_t NowNs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
 }  // namespace
 
 Runtime::Runtime(Config config, std::unique_ptr<store::Store> store)

@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 #include "common/failpoint.h"
 #include "common/files.h"
 #include "common/log.h"
@@ -25,12 +26,6 @@
 
 namespace crius::cri {
 namespace {
-
-int64_t NowNs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
 
 // Metadata names become parts of paths and of the reserved name.
 absl::Status CheckName(absl::string_view field, const std::string& value) {

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/clock.h"
 #include "common/failpoint.h"
 #include "common/files.h"
 #include "common/log.h"
@@ -24,12 +25,6 @@ constexpr int kParallelLayers = 4;
 // A layer another pull was fetching, and gave up, is fetched again this often.
 constexpr int kRefetches = 3;
 constexpr absl::Duration kPoll = absl::Milliseconds(50);
-
-int64_t NowNs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
 
 // Holds digests and chain ids of a pull under way, so collection spares them.
 class Lease {

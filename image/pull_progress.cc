@@ -1,19 +1,9 @@
 #include "image/pull_progress.h"
 
-#include <time.h>
-
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 
 namespace crius::image {
-namespace {
-
-int64_t MonotonicNs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
-
-}  // namespace
 
 PullProgress::PullProgress(absl::Duration stall_timeout)
     : stall_timeout_(stall_timeout), last_ns_(MonotonicNs()) {}

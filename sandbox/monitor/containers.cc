@@ -18,6 +18,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -29,12 +30,6 @@ namespace crius::monitor {
 namespace {
 
 constexpr int kSyncTimeoutMs = 60000;
-
-int64_t NowNs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
 
 // Reads the child's report: "R" (parked), "E..."/"I..." (failed), or EOF
 // (it exec'd: the pipe is close-on-exec). Returns the text read.
