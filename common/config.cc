@@ -343,19 +343,21 @@ absl::Status ValidateConfig(const Config& c) {
     return absl::InvalidArgumentError(absl::StrCat("key \"listen\": ", sock.status().message()));
   }
   {
-    for (const auto& [key, text] : {std::pair{"streaming.idle_timeout", c.streaming.idle_timeout},
-                                    std::pair{"streaming.token_ttl", c.streaming.token_ttl}}) {
+    struct DurationKey {
+      const char* key;
+      const std::string& text;
+      bool zero_ok;
+    };
+    for (const DurationKey& k : {DurationKey{"streaming.idle_timeout", c.streaming.idle_timeout, false},
+                                 DurationKey{"streaming.token_ttl", c.streaming.token_ttl, false},
+                                 DurationKey{"registry.pull_progress_timeout",
+                                             c.registry.pull_progress_timeout, true}}) {
       absl::Duration d;
-      if (!absl::ParseDuration(text, &d) || d <= absl::ZeroDuration()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("key \"", key, "\": \"", text, "\" is not a positive duration"));
+      if (!absl::ParseDuration(k.text, &d) || d < absl::ZeroDuration() || (d == absl::ZeroDuration() && !k.zero_ok)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "key \"", k.key, "\": \"", k.text, "\" is not ",
+            k.zero_ok ? "a duration of zero or more" : "a positive duration"));
       }
-    }
-    absl::Duration d;
-    if (!absl::ParseDuration(c.registry.pull_progress_timeout, &d) || d < absl::ZeroDuration()) {
-      return absl::InvalidArgumentError(absl::StrCat("key \"registry.pull_progress_timeout\": \"",
-                                                     c.registry.pull_progress_timeout,
-                                                     "\" is not a duration of zero or more"));
     }
     size_t colon = c.streaming.address.rfind(':');
     int port = -1;

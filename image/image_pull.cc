@@ -46,8 +46,7 @@ class Lease {
 };
 
 // Waits for `result` as long as the caller does: true once it is ready.
-template <typename T>
-bool WaitFor(const std::shared_future<T>& result, const PullCaller& caller) {
+bool WaitFor(const std::shared_future<absl::StatusOr<ImageInfo>>& result, const PullCaller& caller) {
   for (;;) {
     absl::Duration left = caller.deadline - absl::Now();
     if (left <= absl::ZeroDuration() || caller.Cancelled()) {

@@ -94,6 +94,19 @@ TEST(ConfigTest, ValidateRejectsRelativePathsAndBadListen) {
   EXPECT_TRUE(ValidateConfig(Config()).ok());
 }
 
+TEST(ConfigTest, ValidateChecksDurations) {
+  Config c;
+  c.streaming.token_ttl = "0s";
+  EXPECT_THAT(ValidateConfig(c).message(),
+              HasSubstr("key \"streaming.token_ttl\": \"0s\" is not a positive duration"));
+  c = Config();
+  c.registry.pull_progress_timeout = "-1s";
+  EXPECT_THAT(ValidateConfig(c).message(),
+              HasSubstr("key \"registry.pull_progress_timeout\": \"-1s\" is not a duration of zero or more"));
+  c.registry.pull_progress_timeout = "0";
+  EXPECT_TRUE(ValidateConfig(c).ok());
+}
+
 TEST(ConfigTest, RenderedTomlParsesBackToTheSameConfig) {
   Config c;
   c.root = "/somewhere \"quoted\"";
