@@ -233,6 +233,11 @@ const std::vector<Key>& Keys() {
                 "as a Go duration (\"5m\", as containerd's image_pull_progress_timeout); \"0\"\n"
                 "never cancels one. A PullImage also ends at its own gRPC deadline.",
                 [](Config& c) -> std::string& { return c.registry.pull_progress_timeout; }),
+      IntKey("events.max_queued",
+             "How many events a GetContainerEvents stream may fall behind (its client not\n"
+             "reading) before criusd ends it with ResourceExhausted and frees what it held;\n"
+             "kubelet then relists and subscribes again. The other streams never wait for it.",
+             [](Config& c) -> int64_t& { return c.events.max_queued; }, 1, 1000000),
       // 9654: in Prometheus' exporter range and clear of what usually runs
       // beside a runtime on a node (Prometheus and CRI-O's metrics 9090,
       // node_exporter 9100, containerd's customary 1338, kubelet 10250).

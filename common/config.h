@@ -58,6 +58,10 @@ struct Config {
     std::string address = "127.0.0.1:9654";
   } metrics;
 
+  struct Events {
+    int64_t max_queued = 4096;
+  } events;
+
   struct Streaming {
     std::string address = "127.0.0.1:0";
     std::string idle_timeout = "4h";

@@ -158,6 +158,16 @@ void RefreshContainers(Runtime& rt, Pod& pod) {
   }
 }
 
+namespace {
+// Records a container that was stopped, then tells GetContainerEvents,
+// unless the exit was already told of (the pod's monitor reported it first).
+absl::Status SaveStopped(Runtime& rt, const Container& c, bool exited_now) {
+  CRIUS_RETURN_IF_ERROR(rt.containers().Save(c));
+  if (exited_now) rt.events().Publish(v1::CONTAINER_STOPPED_EVENT, c.id, c.pod_id);
+  return absl::OkStatus();
+}
+}  // namespace
+
 absl::Status StopContainerProcess(Runtime& rt, Pod& pod, Container& c, int64_t timeout_s) {
   const std::string flavour = PodFlavour(rt, pod);
   auto state_now = [&]() -> absl::StatusOr<crius::monitor::ContainerState> {
@@ -174,12 +184,13 @@ absl::Status StopContainerProcess(Runtime& rt, Pod& pod, Container& c, int64_t t
     return sandbox::CallMonitor(pod.dir, req).status();
   };
   // Polls until the process is gone or the deadline passes.
+  bool exited_now = false;  // this call saw the exit first: it tells of it
   auto wait = [&](int64_t deadline_ns) -> absl::StatusOr<bool> {
     int64_t sleep_us = 200;
     for (;;) {
       CRIUS_ASSIGN_OR_RETURN(crius::monitor::ContainerState s, state_now());
       if (s.phase() == crius::monitor::ContainerState::EXITED) {
-        Apply(c, s, flavour, rt.started_at_ns(), &c.first_output_at_ns);
+        exited_now = Apply(c, s, flavour, rt.started_at_ns(), &c.first_output_at_ns) || exited_now;
         return true;
       }
       if (NowNs() >= deadline_ns) return false;
@@ -197,7 +208,7 @@ absl::Status StopContainerProcess(Runtime& rt, Pod& pod, Container& c, int64_t t
   if (timeout_s > 0 && sig != SIGKILL) {
     CRIUS_RETURN_IF_ERROR(Annotate(send(sig), absl::StrCat("signal container ", c.id)));
     CRIUS_ASSIGN_OR_RETURN(bool gone, wait(NowNs() + timeout_s * 1000000000));
-    if (gone) return rt.containers().Save(c);
+    if (gone) return SaveStopped(rt, c, exited_now);
   }
   CRIUS_FAILPOINT("container_stop.before_kill");
   CRIUS_RETURN_IF_ERROR(Annotate(send(SIGKILL), absl::StrCat("kill container ", c.id)));
@@ -206,7 +217,7 @@ absl::Status StopContainerProcess(Runtime& rt, Pod& pod, Container& c, int64_t t
     return absl::DeadlineExceededError(
         absl::StrCat("container ", c.id, " is still there 10 s after SIGKILL"));
   }
-  return rt.containers().Save(c);
+  return SaveStopped(rt, c, exited_now);
 }
 
 }  // namespace crius::cri

@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include "common/clock.h"
+#include "common/log.h"
 #include "cri/handlers.h"
 #include "cri/runtime.h"
 
@@ -81,14 +82,23 @@ void EventHub::Dispatch() {
     lock.unlock();
     v1::ContainerEventResponse e = Build(p);
     lock.lock();
-    for (const std::shared_ptr<Subscription>& s : subscribers_) {
-      std::lock_guard<std::mutex> slock(s->mu_);
-      if (s->queue_.size() >= kMaxQueued) {
-        s->overflowed_ = true;
-      } else {
-        s->queue_.push_back(e);
+    for (auto it = subscribers_.begin(); it != subscribers_.end();) {
+      Subscription& s = **it;
+      std::lock_guard<std::mutex> slock(s.mu_);
+      if (s.queue_.size() < max_queued_) {
+        s.queue_.push_back(e);
+        s.cv_.notify_one();
+        ++it;
+        continue;
       }
-      s->cv_.notify_one();
+      // Its stream ends once its client reads again: what it has not taken
+      // is freed now, and nothing more is kept for it.
+      s.overflowed_ = true;
+      s.queue_.clear();
+      s.cv_.notify_one();
+      LOG_WARN("GetContainerEvents: a stream fell %d events behind; it is ended (ResourceExhausted)",
+               max_queued_);
+      it = subscribers_.erase(it);
     }
   }
 }

@@ -26,14 +26,12 @@ class Runtime;
 
 class EventHub {
  public:
-  // The events a stream has not taken yet; past this many it is ended
-  // (ResourceExhausted) rather than let the daemon's memory grow.
-  static constexpr size_t kMaxQueued = 4096;
-
   class Subscription {
    public:
     // The next event, or none after `wait`; none at once once overflowed.
     std::optional<v1::ContainerEventResponse> Next(absl::Duration wait);
+    // Fell `max_queued` events behind: its events are dropped, it gets no
+    // more, and its stream is to be ended.
     bool overflowed() const;
 
    private:
@@ -44,13 +42,18 @@ class EventHub {
     bool overflowed_ = false;
   };
 
-  explicit EventHub(Runtime& rt) : rt_(rt) {}
+  // A stream that has not taken `max_queued` events (config
+  // events.max_queued) is ended rather than let the daemon's memory grow;
+  // the others never wait for it.
+  EventHub(Runtime& rt, size_t max_queued) : rt_(rt), max_queued_(max_queued) {}
   ~EventHub();
   EventHub(const EventHub&) = delete;
   EventHub& operator=(const EventHub&) = delete;
 
   // `id` is a container's, or for the sandbox's own events the pod's.
   void Publish(v1::ContainerEventType type, const std::string& id, const std::string& pod_id);
+
+  size_t max_queued() const { return max_queued_; }
 
   std::shared_ptr<Subscription> Subscribe();
   void Unsubscribe(const std::shared_ptr<Subscription>& s);
@@ -66,6 +69,7 @@ class EventHub {
   v1::ContainerEventResponse Build(const Pending& p);
 
   Runtime& rt_;
+  const size_t max_queued_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Pending> pending_;

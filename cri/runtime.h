@@ -96,7 +96,7 @@ class Runtime {
   std::string pod_cidr_;
   // Last: their threads read the tables above, so they stop first (the
   // watch first: it publishes events).
-  EventHub events_{*this};
+  EventHub events_{*this, static_cast<size_t>(config_.events.max_queued)};
   MonitorWatch watch_{*this};
   // Its connections call into the tables: it stops before anything else.
   std::unique_ptr<stream::Backend> stream_backend_;

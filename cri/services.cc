@@ -95,7 +95,7 @@ grpc::Status RuntimeServiceImpl::GetContainerEvents(grpc::ServerContext* ctx, co
       std::optional<v1::ContainerEventResponse> e = events->Next(absl::Milliseconds(200));
       if (events->overflowed()) {
         st = absl::ResourceExhaustedError(absl::StrCat("GetContainerEvents: the client fell ",
-                                                       EventHub::kMaxQueued, " events behind"));
+                                                       rt_.events().max_queued(), " events behind"));
       } else if (e && !writer->Write(*e)) {
         break;  // the client went away
       }

@@ -2,7 +2,9 @@
 created, started, stopped and deleted events for containers and for the pod
 sandbox itself, each with the pod's status and its containers' statuses; a
 container that exits on its own is reported at once (its monitor tells
-criusd), also after a criusd restart."""
+criusd), also after a criusd restart. Every open stream gets every event; a
+stream whose client stops reading is ended once it falls events.max_queued
+behind, and the others never wait for it."""
 import os
 import queue
 import signal
@@ -17,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("leak_check")
 
 @pytest.fixture
 def d(make_daemon, registry, busybox):
-    d = make_daemon(config=f'[registry]\ninsecure = ["{registry.host}"]\n')
+    d = make_daemon(config=f'[registry]\ninsecure = ["{registry.host}"]\n[events]\nmax_queued = 64\n')
     d.image.PullImage(d.pb.PullImageRequest(image=d.pb.ImageSpec(image=busybox.ref)), timeout=60)
     yield d
     if d.running:
@@ -135,3 +137,110 @@ def test_a_stream_ends_when_its_client_goes(d):
     again = Events(d)
     again.close()
     assert d.runtime.Version(d.pb.VersionRequest()).runtime_name == "crius"
+
+
+def summary(pb, e):
+    """What an event says, statuses included, for comparing streams."""
+    return (e.container_id, pb.ContainerEventType.Name(e.container_event_type), e.created_at,
+            e.pod_sandbox_status.SerializeToString(deterministic=True),
+            tuple(s.SerializeToString(deterministic=True) for s in e.containers_statuses))
+
+
+def test_every_stream_gets_every_event_with_full_statuses(d, tmp, busybox):
+    pb = d.pb
+    streams = [Events(d) for _ in range(3)]
+    try:
+        cfg = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name="all", namespace="e", uid="u-all"),
+                                  log_directory=str(tmp / "logs"), labels={"app": "all"})
+        pod = d.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg), timeout=60).pod_sandbox_id
+        ids = []
+        for i in range(2):
+            c = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=f"c{i}"), image=pb.ImageSpec(image=busybox.ref),
+                                   command=["sleep", "60"], log_path=f"c{i}.log")
+            cid = d.runtime.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pod, config=c,
+                                                                      sandbox_config=cfg), timeout=60).container_id
+            d.runtime.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=60)
+            ids.append(cid)
+        d.runtime.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod), timeout=60)
+        d.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=60)
+        # pod created, started; each container created, started; each
+        # container stopped, the pod stopped; each container deleted, the pod deleted.
+        want = 2 + 2 * len(ids) + len(ids) + 1 + len(ids) + 1
+        got = [[] for _ in streams]
+        for s, events in zip(streams, got):
+            try:
+                while len(events) < want:
+                    events.append(summary(pb, s.next()))
+            except queue.Empty:
+                pytest.fail(f"{len(events)} events of {want}: {[e[:2] for e in events]}")
+        assert got[0] == got[1] == got[2]
+        kinds = [(cid, kind) for cid, kind, *_ in got[0]]
+        for cid in ids:
+            for kind in ("CONTAINER_CREATED_EVENT", "CONTAINER_STARTED_EVENT", "CONTAINER_STOPPED_EVENT",
+                         "CONTAINER_DELETED_EVENT"):
+                assert kinds.count((cid, kind)) == 1, (cid, kind, kinds)
+        # Full statuses: the started event of the second container carries
+        # the pod's whole status and both containers' statuses.
+        e = next(e for e in got[0] if e[0] == ids[1] and e[1] == "CONTAINER_STARTED_EVENT")
+        status = pb.PodSandboxStatus.FromString(e[3])
+        assert status.id == pod and status.labels["app"] == "all" and status.state == pb.SANDBOX_READY
+        assert sorted(pb.ContainerStatus.FromString(s).id for s in e[4]) == sorted(ids)
+        assert all(pb.ContainerStatus.FromString(s).state == pb.CONTAINER_RUNNING for s in e[4])
+        for s in streams:
+            with pytest.raises(queue.Empty):
+                s.queue.get(timeout=0.3)  # nothing more, nothing twice
+    finally:
+        for s in streams:
+            s.close()
+
+
+def test_a_stream_that_stops_reading_is_ended_and_stalls_nobody(d, tmp, busybox):
+    pb = d.pb
+    reader = Events(d)
+    # Opened and never read: gRPC's flow-control window fills, then criusd's
+    # queue for it (events.max_queued = 64 here).
+    stalled = d.runtime.GetContainerEvents(pb.GetEventsRequest())
+    time.sleep(0.3)
+    try:
+        # Events of 32 KiB each (the pod's annotation is in every one), so the
+        # window fills after a few.
+        cfg = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name="slow", namespace="e", uid="u-slow"),
+                                  log_directory=str(tmp / "logs"), annotations={"big": "x" * 32768})
+        pod = d.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg), timeout=60).pod_sandbox_id
+        reader.expect(pod, pb.CONTAINER_CREATED_EVENT)
+        reader.expect(pod, pb.CONTAINER_STARTED_EVENT)
+        ended = "a stream fell 64 events behind"
+        made = 0
+        deadline = time.monotonic() + 120
+        while ended not in d.log:
+            assert time.monotonic() < deadline, "the stalled stream was never ended"
+            c = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=f"c{made}"),
+                                   image=pb.ImageSpec(image=busybox.ref), command=["true"], log_path=f"c{made}.log")
+            cid = d.runtime.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pod, config=c,
+                                                                      sandbox_config=cfg), timeout=60).container_id
+            d.runtime.RemoveContainer(pb.RemoveContainerRequest(container_id=cid), timeout=60)
+            # The reading stream is never held back by the stalled one.
+            e = reader.expect(cid, pb.CONTAINER_CREATED_EVENT)
+            assert e.pod_sandbox_status.annotations["big"] == "x" * 32768
+            reader.expect(cid, pb.CONTAINER_DELETED_EVENT)
+            made += 1
+        assert made * 2 + 2 > 64
+        # The stalled client reads at last: what was in flight, then the end.
+        taken = 0
+        with pytest.raises(grpc.RpcError) as err:
+            for _ in stalled:
+                taken += 1
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.value
+        assert "fell 64 events behind" in err.value.details()
+        assert taken < made * 2 + 2
+        # The reader still gets new events, and a new stream works.
+        again = Events(d)
+        try:
+            d.runtime.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod), timeout=60)
+            reader.expect(pod, pb.CONTAINER_STOPPED_EVENT)
+            again.expect(pod, pb.CONTAINER_STOPPED_EVENT)
+        finally:
+            again.close()
+    finally:
+        stalled.cancel()
+        reader.close()
