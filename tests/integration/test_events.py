@@ -161,18 +161,24 @@ def test_every_stream_gets_every_event_with_full_statuses(d, tmp, busybox):
                                                                       sandbox_config=cfg), timeout=60).container_id
             d.runtime.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=60)
             ids.append(cid)
+        got = [[] for _ in streams]
+
+        def take(n):
+            for s, events in zip(streams, got):
+                try:
+                    while len(events) < n:
+                        events.append(summary(pb, s.next()))
+                except queue.Empty:
+                    pytest.fail(f"{len(events)} events of {n}: {[e[:2] for e in events]}")
+
+        # The pod created and started, each container created and started:
+        # taken before the stop, so their statuses were built before it.
+        take(2 + 2 * len(ids))
         d.runtime.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod), timeout=60)
         d.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=60)
-        # pod created, started; each container created, started; each
-        # container stopped, the pod stopped; each container deleted, the pod deleted.
-        want = 2 + 2 * len(ids) + len(ids) + 1 + len(ids) + 1
-        got = [[] for _ in streams]
-        for s, events in zip(streams, got):
-            try:
-                while len(events) < want:
-                    events.append(summary(pb, s.next()))
-            except queue.Empty:
-                pytest.fail(f"{len(events)} events of {want}: {[e[:2] for e in events]}")
+        # Each container stopped, the pod stopped; each container deleted,
+        # the pod deleted.
+        take(2 + 2 * len(ids) + len(ids) + 1 + len(ids) + 1)
         assert got[0] == got[1] == got[2]
         kinds = [(cid, kind) for cid, kind, *_ in got[0]]
         for cid in ids:
