@@ -163,8 +163,15 @@ const std::vector<Key>& Keys() {
   static const std::vector<Key> keys = {
       StringKey("root",
                 "Persistent state: the SQLite database (state.db), image content and layers,\n"
-                "per-container writable layers.",
+                "and containers' writable layers unless containers_dir puts them elsewhere.",
                 [](Config& c) -> std::string& { return c.root; }),
+      StringKey("containers_dir",
+                "Where containers' writable layers are kept. Empty: <root>/containers. On a\n"
+                "filesystem of its own, containers' writes cannot fill the one of the image\n"
+                "layers (and the reverse), and ImageFsInfo reports the two apart, as kubelet's\n"
+                "split image filesystem (KEP-4191) expects. A container keeps the directory it\n"
+                "was made in when this changes.",
+                [](Config& c) -> std::string& { return c.containers_dir; }),
       StringKey("state", "Run-time state: pod directories, monitor sockets, pinned namespaces.",
                 [](Config& c) -> std::string& { return c.state; }),
       StringKey("listen", "The CRI gRPC endpoint (unix sockets only), created 0660 and owned by root.",
@@ -339,6 +346,7 @@ absl::StatusOr<Config> LoadConfig(const std::string& path, bool must_exist) {
 absl::Status ValidateConfig(const Config& c) {
   CRIUS_RETURN_IF_ERROR(CheckAbsolute("root", c.root));
   CRIUS_RETURN_IF_ERROR(CheckAbsolute("state", c.state));
+  if (!c.containers_dir.empty()) CRIUS_RETURN_IF_ERROR(CheckAbsolute("containers_dir", c.containers_dir));
   if (!c.monitor_path.empty()) CRIUS_RETURN_IF_ERROR(CheckAbsolute("monitor_path", c.monitor_path));
   CRIUS_RETURN_IF_ERROR(CheckAbsolute("network.cni_conf_dir", c.network.cni_conf_dir));
   for (const auto& dir : c.network.cni_bin_dirs) {

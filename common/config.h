@@ -17,6 +17,7 @@ namespace crius {
 struct Config {
   std::string root = "/var/lib/crius";
   std::string state = "/run/crius";
+  std::string containers_dir;  // empty: <root>/containers
   std::string listen = "unix:///run/crius/crius.sock";
   std::string log_level = "info";
   std::string cgroup_driver = "cgroupfs";

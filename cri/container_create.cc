@@ -254,7 +254,7 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
   c->image_id = image->id;
   c->image_ref = image->repo_digests.empty() ? image->id : image->repo_digests.front();
   c->log_path = log_path;
-  c->dir = absl::StrCat(rt.config().root, "/containers/", c->id);
+  c->dir = absl::StrCat(rt.containers_dir(), "/", c->id);
   c->stop_signal = SignalNumber(image->config.stop_signal);
   if (!pod->cgroup.empty()) c->cgroup = absl::StrCat(pod->cgroup, "/", c->id);
   std::lock_guard<std::mutex> lock(c->op);

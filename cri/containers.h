@@ -38,7 +38,7 @@ struct Container {
   std::string image_id;    // config digest
   std::string image_ref;   // a repo digest of the image, as kubelet shows it
   std::string log_path;    // absolute, "" when the pod has no log directory
-  std::string dir;         // <root>/containers/<id>: upper, work, rootfs
+  std::string dir;         // <containers_dir>/<id>: upper, work, rootfs
   int stop_signal = 0;     // from the image (0: SIGTERM)
   std::string cgroup;      // "<pod cgroup>/<id>"; "" for containers made before cgroups
   int64_t first_output_at_ns = 0;  // a unikernel guest's first console output, once seen (not recorded)

@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "common/failpoint.h"
+#include "common/files.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "metrics/metrics.h"
@@ -28,6 +29,7 @@ Runtime::Runtime(Config config, std::unique_ptr<store::Store> store)
                 [](const char* op, const std::string& plugin, double seconds, bool ok) {
                   if (metrics::Metrics* m = metrics::Current()) m->ObserveCniPlugin(op, plugin, seconds, ok);
                 }),
+      containers_dir_(config_.containers_dir.empty() ? config_.root + "/containers" : config_.containers_dir),
       started_at_ns_(NowNs()) {
   char self[4096];
   ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
@@ -58,6 +60,9 @@ absl::Status Runtime::Recover() {
   userns_support_ = sandbox::ProbeIdmappedOverlay(config_.root);
   if (!userns_support_.ok()) {
     LOG_INFO("user namespaces: pods cannot have one on this node: %s", std::string(userns_support_.message()));
+  }
+  if (absl::StatusOr<std::vector<std::string>> made = MakeDirs(containers_dir_, 0700); !made.ok()) {
+    return Annotate(made.status(), "create containers_dir");
   }
   CRIUS_RETURN_IF_ERROR(Annotate(RecoverPods(), "recover pods"));
   CRIUS_ASSIGN_OR_RETURN(std::optional<std::string> cidr, store_->GetSetting(kPodCidrSetting));

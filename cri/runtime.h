@@ -63,6 +63,9 @@ class Runtime {
 
   // <state>/pods/<id>
   std::string PodDir(const std::string& id) const;
+  // Where new containers' directories (writable layers) go: config
+  // containers_dir, else <root>/containers.
+  const std::string& containers_dir() const { return containers_dir_; }
   // The crius-monitor binary: config monitor_path, else beside criusd.
   const std::string& monitor_binary() const { return monitor_binary_; }
   // The tender of a flavour ("spt", "hvt"): config unikernel.*_path, else
@@ -90,6 +93,7 @@ class Runtime {
   LayerUsages layer_usages_;
   std::string own_dir_;  // where criusd is, with a trailing '/'
   std::string monitor_binary_;
+  const std::string containers_dir_;
   const int64_t started_at_ns_;
 
   mutable std::mutex mu_;

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 #include "cri/handlers.h"
 #include "cri/sandbox_ops.h"
 #include "network/pod_network.h"
@@ -45,9 +46,7 @@ absl::Status SandboxStatus(Runtime& rt, const v1::PodSandboxStatusRequest& req,
   }
   *s->mutable_linux()->mutable_namespaces()->mutable_options() =
       pod->config.linux().security_context().namespace_options();
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  resp->set_timestamp(int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec);
+  resp->set_timestamp(NowNs());
   if (req.verbose()) {
     nlohmann::json info = {{"dir", pod->dir},
                            {"monitorPid", pod->monitor_pid},

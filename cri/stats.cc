@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "cgroups/driver.h"
+#include "common/clock.h"
 #include "common/files.h"
 #include "cri/containers.h"
 #include "cri/pods.h"
@@ -21,12 +22,6 @@ namespace {
 
 constexpr int64_t kForgetAfterNs = int64_t{10} * 60 * 1000000000;  // a rate kubelet no longer asks for
 constexpr int64_t kLayerUsageMaxAgeNs = int64_t{10} * 1000000000;
-
-int64_t WallNs() {
-  struct timespec ts;
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
 
 v1::UInt64Value* Set(v1::UInt64Value* field, uint64_t v) {
   field->set_value(v);
@@ -79,7 +74,7 @@ std::optional<uint64_t> CpuRates::Sample(const std::string& key, int64_t timesta
 }
 
 LayerUsages::Measure LayerUsages::Get(const std::string& id, const std::string& upper_dir) {
-  int64_t now = WallNs();
+  int64_t now = NowNs();
   {
     std::lock_guard<std::mutex> lock(mu_);
     ForgetOld(last_, now, &pruned_at_ns_);
@@ -146,7 +141,7 @@ void FillPodStats(Runtime& rt, const Pod& pod, v1::PodSandboxStats* out) {
       FillCpuMemory(*s, "pod:" + pod.id, 0, rt, linux->mutable_cpu(), linux->mutable_memory());
     }
     if (absl::StatusOr<uint64_t> n = rt.cgroups().ProcessCount(pod.cgroup); n.ok()) {
-      linux->mutable_process()->set_timestamp(WallNs());
+      linux->mutable_process()->set_timestamp(NowNs());
       Set(linux->mutable_process()->mutable_process_count(), *n);
     }
   }
@@ -156,7 +151,7 @@ void FillPodStats(Runtime& rt, const Pod& pod, v1::PodSandboxStats* out) {
     std::stringstream text;
     text << in.rdbuf();
     v1::NetworkUsage* net = linux->mutable_network();
-    net->set_timestamp(WallNs());
+    net->set_timestamp(NowNs());
     for (const InterfaceCounters& i : ParseNetDev(text.str())) {
       if (i.name == "lo") continue;
       v1::NetworkInterfaceUsage* u = net->add_interfaces();

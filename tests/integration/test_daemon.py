@@ -273,6 +273,7 @@ def test_print_config_shows_file_and_flag_overrides(workdir):
     ('[runtime_handlers]\nspt = ["a"]\n', ['key "runtime_handlers.spt"', "expected a string"]),
     ('cgroup_driver = "systemd"\n', ['key "cgroup_driver"', '"systemd"']),
     ('root = "relative/dir"\n', ['key "root"', "not an absolute path"]),
+    ('containers_dir = "relative/dir"\n', ['key "containers_dir"', "not an absolute path"]),
     ('listen = "tcp://127.0.0.1:9"\n', ['key "listen"', "unix://"]),
     ('root = \n', ["line 1"]),
 ])
