@@ -122,7 +122,8 @@ void FillContainerStats(Runtime& rt, const Container& c, v1::ContainerStats* out
     LayerUsages::Measure m = rt.layer_usages().Get(c.id, c.dir + "/upper");
     v1::FilesystemUsage* fs = out->mutable_writable_layer();
     fs->set_timestamp(m.timestamp_ns);
-    fs->mutable_fs_id()->set_mountpoint(absl::StrCat(rt.config().root, "/containers"));
+    // Where the layer was made (containers_dir then), which kubelet looks up.
+    fs->mutable_fs_id()->set_mountpoint(c.dir.substr(0, c.dir.rfind('/')));
     Set(fs->mutable_used_bytes(), m.usage.bytes);
     Set(fs->mutable_inodes_used(), m.usage.inodes);
   }

@@ -90,6 +90,9 @@ def test_containers_dir_of_its_own_is_reported_apart(make_daemon, registry, tmp,
         assert os.listdir(writable_fs / "containers") == [cid]
         assert not os.path.exists(d.root / "containers" / cid)
         assert os.path.getsize(writable_fs / "containers" / cid / "upper" / "big") == WRITE
+        # The container's own stats name the same filesystem.
+        layer = d.runtime.ContainerStats(d.pb.ContainerStatsRequest(container_id=cid)).stats.writable_layer
+        assert layer.fs_id.mountpoint == f"{writable_fs}/containers" and layer.used_bytes.value >= WRITE
         image, container = fs_info(d)
         assert container.used_bytes.value >= WRITE and container.inodes_used.value >= 1
         assert container.used_bytes.value < WRITE + 1_000_000  # the image is not counted here
