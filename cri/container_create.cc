@@ -22,6 +22,7 @@
 #include "cri/container_ops.h"
 #include "cri/container_security.h"
 #include "cri/handlers.h"
+#include "cri/image_volumes.h"
 #include "cri/pod_userns.h"
 #include "cri/sandbox_ops.h"
 #include "cri/unikernel.h"
@@ -152,6 +153,24 @@ absl::StatusOr<std::string> TargetPidNamespace(Runtime& rt, const Pod& pod, cons
   return target->id;
 }
 
+// The checks of a CRI mount whose `image` is set (an image volume); the
+// image it names.
+absl::StatusOr<image::ImageInfo> CheckImageMount(Runtime& rt, const v1::Mount& m, const std::string& field) {
+  if (!m.host_path().empty()) {
+    return InvalidField(field, "host_path and image are both set: a mount is of one or the other");
+  }
+  if (!m.readonly()) return InvalidField(field, "an image mount is read-only: set readonly");
+  if (m.propagation() == v1::PROPAGATION_BIDIRECTIONAL) {
+    return InvalidField(field, "an image mount is read-only: its propagation cannot be bidirectional");
+  }
+  CRIUS_ASSIGN_OR_RETURN(std::optional<image::ImageInfo> image, rt.images().Find(m.image().image()));
+  if (!image) {
+    return absl::NotFoundError(absl::StrCat(field, ".image: image \"", m.image().image(),
+                                            "\" is not present on this node: pull it first"));
+  }
+  return *image;
+}
+
 }  // namespace
 
 absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
@@ -201,11 +220,21 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
   CRIUS_RETURN_IF_ERROR(CheckContainerUserns(config.linux().security_context().namespace_options(), pod_ns,
                                              "config.linux.security_context.namespace_options"));
   CRIUS_ASSIGN_OR_RETURN(std::string target_pid, TargetPidNamespace(rt, *pod, config));
+  for (int i = 0; !flavour.empty() && i < config.mounts_size(); ++i) {
+    if (!config.mounts(i).image().image().empty()) {
+      return InvalidField(absl::StrCat("config.mounts[", i, "].image"),
+                          absl::StrCat("an image volume needs a namespace container: a crius-", flavour,
+                                       " guest has no filesystem to mount it on"));
+    }
+  }
   std::set<std::string> destinations;
   std::vector<bool> idmapped;
+  std::vector<ImageVolumeUse> volumes;
+  std::vector<image::ImageInfo> volume_images;
   for (int i = 0; flavour.empty() && i < config.mounts_size(); ++i) {
     const v1::Mount& m = config.mounts(i);
     std::string field = absl::StrCat("config.mounts[", i, "]");
+    const bool from_image = !m.image().image().empty();
     CRIUS_ASSIGN_OR_RETURN(bool idmap, MountIsIdmapped(m, userns, field));
     idmapped.push_back(idmap);
     if (m.container_path().empty() || m.container_path()[0] != '/') {
@@ -216,7 +245,13 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
       return InvalidField(field, absl::StrCat("container_path \"", m.container_path(), "\" has a \"..\" part"));
     }
     struct stat st;
-    if (m.host_path().empty() || ::stat(m.host_path().c_str(), &st) != 0) {
+    if (from_image) {
+      CRIUS_ASSIGN_OR_RETURN(image::ImageInfo volume, CheckImageMount(rt, m, field));
+      volumes.push_back({i, volume.id, ImageVolumes::Name(volume.id, idmap ? pod->id : "")});
+      volume_images.push_back(std::move(volume));
+    } else if (!m.image_sub_path().empty()) {
+      return InvalidField(field, "image_sub_path is set without image: it names a path inside an image mount");
+    } else if (m.host_path().empty() || ::stat(m.host_path().c_str(), &st) != 0) {
       return InvalidField(field, absl::StrCat("host_path \"", m.host_path(), "\" does not exist"));
     }
     if (!v1::MountPropagation_IsValid(m.propagation())) {
@@ -228,7 +263,7 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
     if (m.recursive_read_only() && m.propagation() != v1::PROPAGATION_PRIVATE) {
       return InvalidField(field, "recursive_read_only needs private propagation");
     }
-    if (m.propagation() != v1::PROPAGATION_PRIVATE) {
+    if (m.propagation() != v1::PROPAGATION_PRIVATE && !from_image) {
       CRIUS_RETURN_IF_ERROR(CheckPropagationSource(field, m.host_path(), m.propagation()));
     }
     destinations.insert(m.container_path());
@@ -257,12 +292,40 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
   c->dir = absl::StrCat(rt.containers_dir(), "/", c->id);
   c->stop_signal = SignalNumber(image->config.stop_signal);
   if (!pod->cgroup.empty()) c->cgroup = absl::StrCat(pod->cgroup, "/", c->id);
+  c->image_volumes = volumes;
   std::lock_guard<std::mutex> lock(c->op);
   UndoStack undo;
 
   CRIUS_RETURN_IF_ERROR(rt.containers().Reserve(c));
-  undo.Push("release the name", [&rt, id = c->id] { (void)rt.containers().Delete(id); });
+  undo.Push("release the name", [&rt, id = c->id] {
+    (void)rt.containers().Delete(id);
+    rt.image_volumes().Sweep();  // the volumes only it mounted
+  });
   CRIUS_FAILPOINT("container_create.after_reserve");
+  // Recorded first (above), each volume is mounted on the node, then bound
+  // into the container by its monitor.
+  std::vector<std::string> sources(static_cast<size_t>(config.mounts_size()));
+  for (size_t k = 0; k < volumes.size(); ++k) {
+    const v1::Mount& m = config.mounts(volumes[k].index);
+    std::string field = absl::StrCat("config.mounts[", volumes[k].index, "]");
+    std::string userns;
+    if (idmapped[static_cast<size_t>(volumes[k].index)]) {
+      auto user = pod->namespaces.find("user");
+      if (user == pod->namespaces.end()) {
+        return absl::FailedPreconditionError(absl::StrCat("pod ", pod->id, " has no user namespace pinned"));
+      }
+      userns = user->second;
+    }
+    absl::StatusOr<std::string> at =
+        rt.image_volumes().Mount(volumes[k].volume, rt.images().LayerDirs(volume_images[k]), userns);
+    if (!at.ok()) return Annotate(at.status(), absl::StrCat(field, ": mount image ", m.image().image()));
+    if (!m.image_sub_path().empty()) {
+      at = ImageSubPath(*at, m.image_sub_path(), field + ".image_sub_path");
+      if (!at.ok()) return at.status();
+    }
+    sources[static_cast<size_t>(volumes[k].index)] = *at;
+  }
+  if (!volumes.empty()) CRIUS_FAILPOINT("container_create.after_image_volumes");
 
   // The container directory (made first, with work/) is root's alone; the
   // upper dir's mode becomes the mode of the container's "/", which every
@@ -310,14 +373,17 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
   for (int i = 0; flavour.empty() && i < config.mounts_size(); ++i) {
     const v1::Mount& cm = config.mounts(i);
     crius::monitor::Mount* m = spec->add_mounts();
-    m->set_source(cm.host_path());
+    const bool from_image = !cm.image().image().empty();
+    m->set_source(from_image ? sources[static_cast<size_t>(i)] : cm.host_path());
     m->set_destination(cm.container_path());
     m->set_readonly(cm.readonly());
+    m->set_nodev(from_image);
+    m->set_nosuid(from_image);
     m->set_recursive_readonly(cm.recursive_read_only());
     m->set_propagation(static_cast<uint32_t>(cm.propagation()));
     m->set_from_request(true);
     m->set_index(static_cast<uint32_t>(i));
-    m->set_idmap(idmapped[i]);
+    m->set_idmap(idmapped[i] && !from_image);  // an idmapped image volume is mapped already
   }
   if (!userns.uids.empty()) {
     auto user = pod->namespaces.find("user");

@@ -29,6 +29,7 @@ absl::Status RemoveContainerFully(Runtime& rt, Pod* pod, Container& c) {
     CRIUS_RETURN_IF_ERROR(Annotate(RemoveTree(c.dir), absl::StrCat("remove container directory ", c.dir)));
   }
   CRIUS_RETURN_IF_ERROR(Annotate(rt.containers().Delete(c.id), absl::StrCat("remove container ", c.id)));
+  if (!c.image_volumes.empty()) rt.image_volumes().Sweep();
   rt.events().Publish(v1::CONTAINER_DELETED_EVENT, c.id, c.pod_id);
   return absl::OkStatus();
 }

@@ -50,6 +50,12 @@ absl::Status ContainerStatusGet(Runtime& rt, const v1::ContainerStatusRequest& r
   *s->mutable_labels() = c->config.labels();
   *s->mutable_annotations() = c->config.annotations();
   *s->mutable_mounts() = c->config.mounts();
+  // An image volume names the image it mounted by its id, as PullImage
+  // answered (KEP-5365).
+  for (const ImageVolumeUse& v : c->image_volumes) {
+    if (v.index < 0 || v.index >= s->mounts_size()) continue;
+    s->mutable_mounts(v.index)->mutable_image()->set_image_ref(v.image_id);
+  }
   s->set_log_path(c->log_path);
   // What the cgroup was given, at creation or by UpdateContainerResources.
   if (c->config.linux().has_resources()) {

@@ -23,9 +23,12 @@ store::ContainerRecord Container::ToRecord() const {
   r.message = message;
   r.image_ref = image_ref;
   r.config = config.SerializeAsString();
-  r.extra = nlohmann::json{{"imageId", image_id}, {"logPath", log_path}, {"dir", dir},
-                           {"stopSignal", stop_signal}, {"cgroup", cgroup}}
-                .dump();
+  nlohmann::json extra{{"imageId", image_id}, {"logPath", log_path}, {"dir", dir},
+                       {"stopSignal", stop_signal}, {"cgroup", cgroup}};
+  for (const ImageVolumeUse& v : image_volumes) {
+    extra["imageVolumes"].push_back({{"index", v.index}, {"imageId", v.image_id}, {"volume", v.volume}});
+  }
+  r.extra = extra.dump();
   return r;
 }
 
@@ -53,6 +56,10 @@ absl::StatusOr<std::vector<std::shared_ptr<Container>>> ContainerTable::Load() {
       c->dir = extra.value("dir", "");
       c->stop_signal = extra.value("stopSignal", 0);
       c->cgroup = extra.value("cgroup", "");
+      for (const nlohmann::json& v : extra.value("imageVolumes", nlohmann::json::array())) {
+        if (!v.is_object()) continue;
+        c->image_volumes.push_back({v.value("index", 0), v.value("imageId", ""), v.value("volume", "")});
+      }
     }
     table_.Insert(c);
     out.push_back(c);

@@ -23,6 +23,13 @@ inline constexpr char kContainerCreated[] = "created";
 inline constexpr char kContainerRunning[] = "running";
 inline constexpr char kContainerExited[] = "exited";
 
+// A CRI mount of the container whose `image` is set (an image volume).
+struct ImageVolumeUse {
+  int index = 0;          // config.mounts[index]
+  std::string image_id;   // config digest
+  std::string volume;     // the mount it binds (ImageVolumes::Name)
+};
+
 struct Container {
   std::string id;
   std::string pod_id;
@@ -41,6 +48,7 @@ struct Container {
   std::string dir;         // <containers_dir>/<id>: upper, work, rootfs
   int stop_signal = 0;     // from the image (0: SIGTERM)
   std::string cgroup;      // "<pod cgroup>/<id>"; "" for containers made before cgroups
+  std::vector<ImageVolumeUse> image_volumes;  // each keeps its image mounted (cri/image_volumes.h)
   int64_t first_output_at_ns = 0;  // a unikernel guest's first console output, once seen (not recorded)
 
   std::mutex op;  // serialises the RPCs that change this container

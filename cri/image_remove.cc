@@ -17,6 +17,13 @@ absl::Status ImageRemove(Runtime& rt, const v1::RemoveImageRequest& req, v1::Rem
           "image ", ref, " is used by container ", c->id, " (", c->config.metadata().name(),
           "): remove the container first"));
     }
+    for (const ImageVolumeUse& v : c->image_volumes) {
+      if (v.image_id == (*found)->id) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "image ", ref, " is mounted by container ", c->id, " (", c->config.metadata().name(),
+            ") as an image volume (config.mounts[", v.index, "]): remove the container first"));
+      }
+    }
   }
   return rt.images().Remove((*found)->id);
 }

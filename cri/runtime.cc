@@ -25,6 +25,7 @@ constexpr char kPodCidrSetting[] = "pod_cidr";
 
 Runtime::Runtime(Config config, std::unique_ptr<store::Store> store)
     : config_(std::move(config)), store_(std::move(store)), pods_(*store_), containers_(*store_),
+      image_volumes_(config_.state + "/image-volumes", containers_),
       networks_(config_.network.cni_conf_dir, config_.network.cni_bin_dirs,
                 [](const char* op, const std::string& plugin, double seconds, bool ok) {
                   if (metrics::Metrics* m = metrics::Current()) m->ObserveCniPlugin(op, plugin, seconds, ok);
@@ -65,6 +66,7 @@ absl::Status Runtime::Recover() {
     return Annotate(made.status(), "create containers_dir");
   }
   CRIUS_RETURN_IF_ERROR(Annotate(RecoverPods(), "recover pods"));
+  CRIUS_RETURN_IF_ERROR(Annotate(image_volumes_.Recover(), "recover image volumes"));
   CRIUS_ASSIGN_OR_RETURN(std::optional<std::string> cidr, store_->GetSetting(kPodCidrSetting));
   std::lock_guard<std::mutex> lock(mu_);
   pod_cidr_ = cidr.value_or("");

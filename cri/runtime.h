@@ -12,6 +12,7 @@
 #include "common/config.h"
 #include "cri/containers.h"
 #include "cri/events.h"
+#include "cri/image_volumes.h"
 #include "cri/monitor_watch.h"
 #include "cri/pods.h"
 #include "cri/stats.h"
@@ -37,6 +38,8 @@ class Runtime {
   image::ImageStore& images() { return *images_; }
   PodTable& pods() { return pods_; }
   ContainerTable& containers() { return containers_; }
+  // Images mounted for containers' image volumes.
+  ImageVolumes& image_volumes() { return image_volumes_; }
   // The node's CNI network: pod attach and detach.
   const network::PodNetworks& networks() const { return networks_; }
   // The node's cgroup driver, detected by Recover().
@@ -85,6 +88,7 @@ class Runtime {
   std::unique_ptr<image::ImageStore> images_;
   PodTable pods_;
   ContainerTable containers_;
+  ImageVolumes image_volumes_;
   network::PodNetworks networks_;
   std::unique_ptr<cgroups::Driver> cgroups_;
   std::mutex cgroup_parents_mu_;

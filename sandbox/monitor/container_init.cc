@@ -32,6 +32,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/in_root.h"
 #include "common/unique_fd.h"
 #include "sandbox/userns.h"
 #include "sandbox/monitor_wire.h"
@@ -109,49 +110,13 @@ std::string MountPointOf(const std::string& path) {
   return best;
 }
 
-// Whether `dest`, walked component by component below `root` the way the
-// kernel would, climbs out of the root through a relative symlink of the
-// image ("../../.."). RESOLVE_IN_ROOT would keep such a mount inside the
-// root anyway; a request that tries it is refused all the same. An
-// absolute symlink counts from the root (/var/run -> /run is common).
-bool EscapesRoot(int root, const std::string& dest, std::string* via) {
-  std::vector<std::string> todo = absl::StrSplit(dest, '/', absl::SkipEmpty());
-  std::reverse(todo.begin(), todo.end());
-  std::vector<std::string> at;  // resolved components below the root
-  for (int links = 0; !todo.empty();) {
-    std::string part = todo.back();
-    todo.pop_back();
-    if (part == ".") continue;
-    if (part == "..") {
-      if (at.empty()) return true;
-      at.pop_back();
-      continue;
-    }
-    std::string here = absl::StrJoin(at, "/");
-    std::string next = here.empty() ? part : absl::StrCat(here, "/", part);
-    char target[PATH_MAX];
-    ssize_t n = ::readlinkat(root, next.c_str(), target, sizeof target - 1);
-    if (n < 0) {  // not a symlink, or not there (made later): a plain component
-      at.push_back(part);
-      continue;
-    }
-    if (++links > 40) return false;  // a loop: openat2 will refuse it
-    target[n] = '\0';
-    std::vector<std::string> more = absl::StrSplit(target, '/', absl::SkipEmpty());
-    if (target[0] == '/') at.clear();
-    for (auto it = more.rbegin(); it != more.rend(); ++it) todo.push_back(*it);
-    for (const std::string& m : more) {
-      if (m == "..") *via = absl::StrCat("/", next, " -> ", target);
-    }
-  }
-  return false;
-}
-
 // Binds `source` onto `dest` inside the root (opened as `root`).
+// `locked` (of MS_NODEV, MS_NOSUID) is set on the bind too: a
+// bind remount sets a mount's flags anew, so the source's are not kept.
 // With `idmap_userns` (an open user namespace, else -1) the bind is an
 // idmapped copy of the source's mounts.
 void Bind(const InitPipes& p, int root, const std::string& source, const std::string& dest,
-          bool readonly, bool recursive = true, bool recursive_readonly = false, bool nodev = false,
+          bool readonly, bool recursive = true, bool recursive_readonly = false, unsigned long locked = 0,
           int idmap_userns = -1) {
   struct stat st;
   if (::stat(source.c_str(), &st) != 0) InitFail(p, absl::StrCat("mount source ", source), errno);
@@ -177,19 +142,20 @@ void Bind(const InitPipes& p, int root, const std::string& source, const std::st
   if (recursive_readonly) {
     target = OpenInRoot(root, dest, S_ISDIR(st.st_mode), &error);
     struct mount_attr attr = {};
-    attr.attr_set = MOUNT_ATTR_RDONLY | (nodev ? MOUNT_ATTR_NODEV : 0);
+    attr.attr_set = MOUNT_ATTR_RDONLY | (locked & MS_NODEV ? MOUNT_ATTR_NODEV : 0) |
+                    (locked & MS_NOSUID ? MOUNT_ATTR_NOSUID : 0);
     if (target < 0 || ::syscall(SYS_mount_setattr, target, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
                                 sizeof attr) != 0) {
       InitFail(p, absl::StrCat("make ", dest, " recursively read-only"), errno);
     }
     ::close(target);
   }
-  if (!recursive_readonly && (readonly || nodev)) {
+  if (!recursive_readonly && (readonly || locked != 0)) {
     target = OpenInRoot(root, dest, S_ISDIR(st.st_mode), &error);
     proc = absl::StrCat("/proc/self/fd/", target);
-    unsigned long flags = MS_BIND | MS_REMOUNT | (readonly ? MS_RDONLY : 0) | (nodev ? MS_NODEV : 0);
+    unsigned long flags = MS_BIND | MS_REMOUNT | (readonly ? MS_RDONLY : 0) | locked;
     if (target < 0 || ::mount(nullptr, proc.c_str(), nullptr, flags, nullptr) != 0) {
-      InitFail(p, absl::StrCat("remount ", dest, readonly ? " read-only" : " nodev"), errno);
+      InitFail(p, absl::StrCat("remount ", dest, readonly ? " read-only" : " with its flags"), errno);
     }
     ::close(target);
   }
@@ -532,7 +498,8 @@ void ContainerInit(const ContainerSpec& spec, const InitPipes& p) {
       InitFail(p, absl::StrCat("config.mounts[", m.index(), "]: container_path \"", m.destination(),
                            "\" leads out of the root filesystem through the image's symlink ", via), 0, 'I');
     }
-    Bind(p, root, m.source(), m.destination(), m.readonly(), true, m.recursive_readonly(), spec.nodev(),
+    unsigned long locked = (spec.nodev() || m.nodev() ? MS_NODEV : 0) | (m.nosuid() ? MS_NOSUID : 0);
+    Bind(p, root, m.source(), m.destination(), m.readonly(), true, m.recursive_readonly(), locked,
          m.idmap() ? userns : -1);
     if (m.propagation() != 0) {
       std::string error;

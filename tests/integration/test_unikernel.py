@@ -367,6 +367,23 @@ def test_bad_guest_images_are_refused_and_leave_nothing(node, flavour):
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
+def test_an_image_volume_of_a_guest_is_refused(node, flavour):
+    ref = node.push(guest_image("hello", flavour), f"hello-{flavour}")
+    node.pull(ref)
+    pod_id, cfg = node.run_guest_pod(flavour)
+    c = node.container_config(ref, name="vol")
+    c.mounts.append(node.pb.Mount(container_path="/data", image=node.pb.ImageSpec(image=ref), readonly=True))
+    e = rpc_error(lambda: node.d.runtime.CreateContainer(node.pb.CreateContainerRequest(
+        pod_sandbox_id=pod_id, config=c, sandbox_config=cfg), timeout=60))
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"config.mounts[0].image: an image volume needs a namespace container: a crius-{flavour} guest" \
+        in e.details(), e.details()
+    assert len(node.d.runtime.ListContainers(node.pb.ListContainersRequest()).containers) == 0
+    assert not os.path.exists(f"{node.d.state}/image-volumes") or \
+        [n for n in os.listdir(f"{node.d.state}/image-volumes") if not n.startswith(".")] == []
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
 def test_a_second_running_guest_in_a_pod_is_refused_naming_the_rule(node, flavour):
     ref = node.push(guest_image("sleeper", flavour), f"sleeper-{flavour}")
     pod_id, cfg = node.run_guest_pod(flavour)

@@ -182,6 +182,21 @@ def test_an_idmapped_volume_shows_the_pods_ids(d, tmp, image):
     assert os.stat(vol / "written").st_uid == 0
 
 
+def test_an_idmapped_image_volume_shows_the_images_owners(d, tmp, image):
+    pb = d.pb
+    p = Pod(d, tmp, image, ns=userns(pb))
+    mapped = pb.Mount(container_path="/vol", image=pb.ImageSpec(image=image), readonly=True,
+                      uidMappings=mappings(pb), gidMappings=mappings(pb))
+    plain = pb.Mount(container_path="/plain", image=pb.ImageSpec(image=image), readonly=True,
+                     image_sub_path="home")
+    p.run("stat -c 'mapped %n %u:%g' /vol/bin/busybox /vol/home/app/note; stat -c 'plain %u' /plain/app; "
+          "cat /vol/home/app/note; echo ready", mounts=[mapped, plain], user=1000)
+    out = p.wait_log(1, "ready")
+    assert "mapped /vol/bin/busybox 0:0" in out and "mapped /vol/home/app/note 1000:1000" in out, out
+    assert "mine" in out, out  # user 1000 of the pod reads its own 0600 file
+    assert "plain 65534" in out, out
+
+
 def test_the_user_namespace_outlives_a_criusd_restart(d, tmp, image):
     p = Pod(d, tmp, image, ns=userns(d.pb))
     first = p.run("echo ready; sleep 60")
