@@ -131,7 +131,11 @@ void ImageVolumes::SweepLocked() {
         break;
       }
     }
-    if (!IsMountRoot(path) && ::rmdir(path.c_str()) != 0 && errno != ENOENT) {
+    if (IsMountRoot(path)) {  // kept, to be tried again by the next sweep
+      ++it;
+      continue;
+    }
+    if (::rmdir(path.c_str()) != 0 && errno != ENOENT) {
       LOG_WARN("image volume %s: remove: %s", path, strerror(errno));
     }
     LOG_INFO("image volume %s unmounted: no container mounts it", path);
