@@ -21,6 +21,7 @@ packages=(
   docker-registry busybox-static containernetworking-plugins golang-go qemu-system-x86
   iproute2 iptables iputils-ping util-linux procps kmod zstd mmdebstrap
   python3-yaml python3-prometheus-client systemd libcivetweb-dev shellcheck
+  clang libclang-rt-14-dev
 )
 
 install_packages() {

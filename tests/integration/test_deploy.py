@@ -224,7 +224,8 @@ def test_relative_prefix_is_refused(workdir):
     assert "not an absolute path" in run.stderr
 
 
-@pytest.mark.parametrize("script", ["deploy/install.sh", "build.sh", ".ci/run", "tests/fresh-machine.sh"])
+@pytest.mark.parametrize("script", ["deploy/install.sh", "build.sh", ".ci/run", "tests/fresh-machine.sh",
+                                    "tests/fuzz/run.sh", "tests/fuzz/run-long.sh"])
 def test_shell_scripts_pass_shellcheck(script):
     run = subprocess.run(["shellcheck", str(SOURCE_ROOT / script)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout
