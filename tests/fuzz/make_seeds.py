@@ -78,6 +78,20 @@ def cni_configs():
             "conf": b'{"cniVersion": "0.4.0", "name": "one", "type": "bridge", "ipam": {"type": "host-local"}}'}
 
 
+def cni_results():
+    """ADD results as Debian's plugins print them, in each result version."""
+    v1 = {"cniVersion": "1.0.0",
+          "interfaces": [{"name": "cni0", "mac": "aa:bb:cc:dd:ee:ff"},
+                         {"name": "eth0", "mac": "0a:58:0a:58:00:05", "sandbox": "/run/netns/x"}],
+          "ips": [{"interface": 1, "address": "10.88.0.5/16", "gateway": "10.88.0.1"},
+                  {"interface": 1, "address": "fd00::5/64", "gateway": "fd00::1"}],
+          "routes": [{"dst": "0.0.0.0/0"}], "dns": {"nameservers": ["10.88.0.1"]}}
+    v04 = dict(v1, cniVersion="0.4.0", ips=[dict(ip, version="4") for ip in v1["ips"][:1]])
+    v02 = {"cniVersion": "0.2.0", "ip4": {"ip": "10.1.0.2/24", "gateway": "10.1.0.1"}, "ip6": {"ip": "fd01::2/64"}}
+    return {"v1": json.dumps(v1).encode(), "v04": json.dumps(v04).encode(), "v02": json.dumps(v02).encode(),
+            "error": b'{"cniVersion": "1.0.0", "code": 7, "msg": "failed", "details": "why"}'}
+
+
 def spdy_frames():
     comp = zlib.compressobj(zdict=SPDY_DICT)
 
@@ -124,12 +138,22 @@ def layers():
     return out
 
 
+def guest_elfs(criusd):
+    """The project's own solo5 guests, as the build made them."""
+    guests = Path(criusd).parent / "unikernel" / "guests" if criusd else None
+    if guests is None or not guests.is_dir():
+        return {}
+    return {p.name: p.read_bytes() for p in sorted(guests.iterdir())
+            if p.suffix in (".hvt", ".spt") and p.stem in ("hello", "net", "blk", "shutdown")}
+
+
 def main():
     out = Path(sys.argv[1])
     criusd = sys.argv[2] if len(sys.argv) > 2 else None
     targets = {"reference": {f"r{i}": r.encode() for i, r in enumerate(references())},
                "manifest": manifests(), "config": configs(criusd), "seccomp": seccomp_profiles(),
-               "cni_config": cni_configs(), "spdy": spdy_frames(), "layer": layers()}
+               "cni_config": cni_configs(), "cni_result": cni_results(), "spdy": spdy_frames(), "layer": layers(),
+               "guest_elf": guest_elfs(criusd)}
     for target, seeds in targets.items():
         d = out / target
         d.mkdir(parents=True, exist_ok=True)

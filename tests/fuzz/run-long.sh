@@ -16,8 +16,14 @@ fi
 for t in "${targets[@]}"; do
   corpus=$build/fuzz/corpus/$t findings=$build/fuzz/findings/$t
   mkdir -p "$corpus" "$findings"
+  dirs=("$corpus" "$build/fuzz/seeds/$t")
+  if [[ -d $here/regressions/$t ]]; then dirs+=("$here/regressions/$t"); fi
   echo "== fuzz_$t for ${seconds}s (corpus $corpus, findings $findings)"
-  (cd "$findings" && "$build/fuzz/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-      -max_len=65536 -print_final_stats=1 "$corpus" "$build/fuzz/seeds/$t" "$here/regressions/$t" 2>&1 |
-    tail -n 15) || echo "== fuzz_$t FOUND something: see $findings"
+  if (cd "$findings" && "$build/fuzz/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+        -max_len=65536 -print_final_stats=1 "${dirs[@]}" > "$findings/log" 2>&1); then
+    tail -n 12 "$findings/log"
+  else
+    tail -n 40 "$findings/log"
+    echo "== fuzz_$t FOUND something: the input is in $findings"
+  fi
 done
