@@ -83,12 +83,14 @@ Key StringKey(std::string path, std::string help, StringField field,
 Key IntKey(std::string path, std::string help, IntField field, int64_t min, int64_t max) {
   Key k{path, help, nullptr, nullptr};
   k.set = [field, min, max](Config& c, const toml::node& n) -> absl::Status {
-    auto v = n.value<int64_t>();
-    if (!n.is_integer() || !v) return WrongType("an integer", n);
-    if (*v < min || *v > max) {
-      return absl::InvalidArgumentError(absl::StrCat(*v, " is not between ", min, " and ", max));
+    // Only an integer node: value<int64_t>() would convert a float, and one
+    // out of int64's range is undefined behaviour.
+    const toml::value<int64_t>* v = n.as_integer();
+    if (v == nullptr) return WrongType("an integer", n);
+    if (**v < min || **v > max) {
+      return absl::InvalidArgumentError(absl::StrCat(**v, " is not between ", min, " and ", max));
     }
-    field(c) = *v;
+    field(c) = **v;
     return absl::OkStatus();
   };
   k.put = [field, path](const Config& c, toml::table& t) {

@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
+
 namespace crius {
 namespace {
 
@@ -53,6 +55,13 @@ TEST(ConfigTest, WrongTypeIsNamed) {
   c = ParseConfig("network = 5\n", "f.toml");
   ASSERT_FALSE(c.ok());
   EXPECT_THAT(c.status().message(), HasSubstr("key \"network\": expected a table"));
+  // A float where an integer goes, even one past int64's range (found by
+  // tests/fuzz: it was converted, undefined behaviour past the range).
+  for (const char* value : {"64.0", "1e40"}) {
+    c = ParseConfig(absl::StrCat("[events]\nmax_queued = ", value, "\n"), "f.toml");
+    ASSERT_FALSE(c.ok()) << value;
+    EXPECT_THAT(c.status().message(), HasSubstr("key \"events.max_queued\": expected an integer")) << value;
+  }
 }
 
 TEST(ConfigTest, MirrorsAreATableOfStringArrays) {
