@@ -128,7 +128,9 @@ def test_an_image_volume_is_the_merged_image_read_only(d, pod, busybox, data):
 
 
 def test_one_mount_serves_every_container_and_goes_with_the_last(d, pod, busybox, data):
-    whole = run(d, pod, busybox, "whole", [image_mount(d, data.ref)])
+    image_id = d.image.ImageStatus(d.pb.ImageStatusRequest(image=d.pb.ImageSpec(image=data.ref))).image.id
+    # kubelet names the image by the image_ref PullImage answered: its id.
+    whole = run(d, pod, busybox, "whole", [image_mount(d, image_id)])
     sub = run(d, pod, busybox, "sub", [image_mount(d, data.ref, "/models", sub_path="data")])
     via_link = run(d, pod, busybox, "link", [image_mount(d, data.ref, "/models", sub_path="rel"),
                                              image_mount(d, data.ref, "/abs", sub_path="abs"),
@@ -139,7 +141,6 @@ def test_one_mount_serves_every_container_and_goes_with_the_last(d, pod, busybox
     assert ok(d, via_link, "cat /abs/model.bin").encode() == MODEL
     assert ok(d, via_link, "cat /readme") == "read me\n"  # a file as the sub path
     # One filesystem on the node, bound into each container.
-    image_id = d.image.ImageStatus(d.pb.ImageStatusRequest(image=d.pb.ImageSpec(image=data.ref))).image.id
     assert len(volume_mounts(d)) == 1 and volume_dirs(d) == [image_id.replace(":", "-")]
     devices = {ok(d, c, f"stat -c %d {p}") for c, p in ((whole, "/volume"), (sub, "/models"),
                                                           (via_link, "/readme"))}
