@@ -14,6 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
 from harness import oci  # noqa: E402
 from harness.node import conflist  # noqa: E402
+from harness import streaming  # noqa: E402
 from harness.streaming import SPDY_DICT  # noqa: E402
 
 HEX = "0123456789abcdef" * 4
@@ -94,18 +95,10 @@ def cni_results():
 
 def spdy_frames():
     comp = zlib.compressobj(zdict=SPDY_DICT)
+    control, data = streaming.control_frame, streaming.data_frame
 
     def headers(h):
-        block = struct.pack(">I", len(h))
-        for k, v in h.items():
-            block += struct.pack(">I", len(k)) + k.encode() + struct.pack(">I", len(v)) + v.encode()
-        return comp.compress(block) + comp.flush(zlib.Z_SYNC_FLUSH)
-
-    def control(ftype, flags, payload):
-        return struct.pack(">HHI", 0x8003, ftype, (flags << 24) | len(payload)) + payload
-
-    def data(sid, payload, fin=False):
-        return struct.pack(">II", sid, ((1 if fin else 0) << 24) | len(payload)) + payload
+        return streaming.header_block(comp, h)
 
     syn = [control(1, 0, struct.pack(">II", sid, 0) + b"\0\0" + headers({"streamtype": t, "port": "80",
                                                                          "requestid": "0"}))

@@ -11,7 +11,7 @@ import pytest
 
 import harness
 from harness import oci
-from harness.util import unescape_mount
+from harness.util import mounts_under
 
 pytestmark = pytest.mark.usefixtures("leak_check")
 
@@ -92,10 +92,7 @@ def ok(d, cid, script):
 
 def volume_mounts(d):
     """The node's mounts under the daemon's image volume directory."""
-    base = f"{d.state}/image-volumes/"
-    with open("/proc/self/mountinfo") as f:
-        points = [unescape_mount(line.split()[4]) for line in f]
-    return [p for p in points if p.startswith(base)]
+    return mounts_under(d.state / "image-volumes")
 
 
 def volume_dirs(d):

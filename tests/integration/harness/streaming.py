@@ -39,6 +39,24 @@ STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
 CHANNEL_NAMES = {STDIN: "stdin", STDOUT: "stdout", STDERR: "stderr", ERROR: "error", RESIZE: "resize"}
 
 
+def control_frame(ftype, flags, payload):
+    """A SPDY/3 control frame."""
+    return struct.pack(">HHI", 0x8003, ftype, (flags << 24) | len(payload)) + payload
+
+
+def data_frame(sid, data, fin=False):
+    """A SPDY data frame of stream sid."""
+    return struct.pack(">II", sid, ((FIN if fin else 0) << 24) | len(data)) + data
+
+
+def header_block(comp, headers):
+    """headers (a dict) as a header block through comp, the connection's zlib compressor."""
+    block = struct.pack(">I", len(headers))
+    for k, v in headers.items():
+        block += struct.pack(">I", len(k)) + k.encode() + struct.pack(">I", len(v)) + v.encode()
+    return comp.compress(block) + comp.flush(zlib.Z_SYNC_FLUSH)
+
+
 class UpgradeRefused(Exception):
     def __init__(self, status, body):
         super().__init__(f"HTTP {status}: {body}")
@@ -118,28 +136,19 @@ class SpdyClient:
         with self.lock:
             self.sock.sendall(data)
 
-    def _control(self, ftype, flags, payload):
-        return struct.pack(">HHI", 0x8003, ftype, (flags << 24) | len(payload)) + payload
-
-    def _headers(self, headers):
-        block = struct.pack(">I", len(headers))
-        for k, v in headers.items():
-            block += struct.pack(">I", len(k)) + k.encode() + struct.pack(">I", len(v)) + v.encode()
-        return self.comp.compress(block) + self.comp.flush(zlib.Z_SYNC_FLUSH)
-
     def open(self, headers, wait=True, timeout=10):
         with self.lock:
             sid = self.next_id
             self.next_id += 2
             st = self.streams[sid] = SpdyStream(sid)
-            payload = struct.pack(">II", sid, 0) + b"\0\0" + self._headers(headers)
-            self.sock.sendall(self._control(SYN_STREAM, 0, payload))
+            payload = struct.pack(">II", sid, 0) + b"\0\0" + header_block(self.comp, headers)
+            self.sock.sendall(control_frame(SYN_STREAM, 0, payload))
         if wait:
             assert st.replied.wait(timeout), f"no reply to stream {headers}"
         return st
 
     def write(self, st, data, fin=False):
-        self._send(struct.pack(">II", st.id, ((FIN if fin else 0) << 24) | len(data)) + data)
+        self._send(data_frame(st.id, data, fin))
 
     def close_stream(self, st):
         self.write(st, b"", fin=True)
@@ -195,7 +204,7 @@ class SpdyClient:
                     elif ftype == GOAWAY:
                         self.goaway.set()
                     elif ftype == PING:
-                        self._send(self._control(PING, 0, payload))
+                        self._send(control_frame(PING, 0, payload))
                 else:
                     st = self.streams.get(w0)
                     if st is None:
@@ -213,7 +222,7 @@ class SpdyClient:
             self.closed.set()
 
     def ping(self, pid=1):
-        self._send(self._control(PING, 0, struct.pack(">I", pid)))
+        self._send(control_frame(PING, 0, struct.pack(">I", pid)))
 
     def close(self):
         try:
