@@ -12,7 +12,7 @@ targets=("$@")
 if ((${#targets[@]} == 0)); then
   read -r -a targets < <(sed -n 's/^set(CRIUS_FUZZ_TARGETS \(.*\))$/\1/p' "$here/CMakeLists.txt")
 fi
-[[ -d $build/fuzz/seeds ]] || python3 "$here/make_seeds.py" "$build/fuzz/seeds" "$build/criusd"
+[[ -d $build/fuzz/seeds ]] || /usr/bin/python3 "$here/make_seeds.py" "$build/fuzz/seeds" "$build/criusd"
 for t in "${targets[@]}"; do
   corpus=$build/fuzz/corpus/$t findings=$build/fuzz/findings/$t
   mkdir -p "$corpus" "$findings"
