@@ -3,6 +3,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/failpoint.h"
 #include "common/log.h"
 #include "common/status.h"
 
@@ -37,22 +38,24 @@ absl::Status CheckResources(Runtime& rt, const v1::LinuxContainerResources& r, a
   return Prefixed(cgroups::Validate(ToResources(r), rt.cgroups().machine()), prefix);
 }
 
+// Crash points: at its callers
 absl::Status CreateContainerCgroup(Runtime& rt, const Pod& pod, Container& c,
                                    const v1::LinuxContainerResources& resources,
                                    crius::monitor::ContainerSpec* spec) {
   cgroups::Driver& driver = rt.cgroups();
   if (c.cgroup.empty()) return absl::OkStatus();  // a pod from before cgroups: nothing to join
   CRIUS_RETURN_IF_ERROR(driver.Create(c.cgroup));
+  // no crash point: it sets up the cgroup just made, which a rollback removes whole
   absl::Status st = Prefixed(driver.Apply(c.cgroup, ToResources(resources)), "config.");
   if (st.ok() && !spec->privileged()) {
     std::vector<cgroups::DeviceRule> allow;
     for (const crius::monitor::Device& d : spec->devices()) {
       allow.push_back({d.block() ? 'b' : 'c', d.dev_major(), d.dev_minor(), d.permissions()});
     }
-    st = driver.SetDevicePolicy(c.cgroup, allow);
+    st = driver.SetDevicePolicy(c.cgroup, allow);  // no crash point: as Apply above
   }
   if (!st.ok()) {
-    (void)driver.Remove(c.cgroup);  // nothing is in it yet
+    (void)driver.Remove(c.cgroup);  // no crash point: a rollback; nothing is in it yet
     return st;
   }
   for (const std::string& f : driver.ProcsFiles(c.cgroup)) spec->add_cgroup_procs(f);
@@ -63,9 +66,11 @@ absl::Status CreateContainerCgroup(Runtime& rt, const Pod& pod, Container& c,
   return absl::OkStatus();
 }
 
+// Crash points: at its callers
 absl::Status RemoveContainerCgroup(Runtime& rt, const Container& c) {
   if (c.cgroup.empty()) return absl::OkStatus();
   CRIUS_RETURN_IF_ERROR(rt.cgroups().KillAll(c.cgroup));
+  CRIUS_FAILPOINT("container_cgroup.after_kill");
   return rt.cgroups().Remove(c.cgroup);
 }
 

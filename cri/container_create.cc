@@ -335,9 +335,11 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
     if (!made.ok()) return Annotate(made.status(), "create container directories");
   }
   undo.Push("remove container directories", [dir = c->dir] { (void)RemoveTree(dir); });
+  CRIUS_FAILPOINT("container_create.after_dirs");
   if (!log_path.empty()) {
     absl::StatusOr<std::vector<std::string>> made = MakeDirs(log_path.substr(0, log_path.rfind('/')), 0755);
     if (!made.ok()) return Annotate(made.status(), "create the container's log directory");
+    CRIUS_FAILPOINT("container_create.after_log_dir");
   }
 
   crius::monitor::Request req_create;
@@ -404,6 +406,7 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
   CRIUS_RETURN_IF_ERROR(Annotate(CreateContainerCgroup(rt, *pod, *c, config.linux().resources(), spec),
                                  "create the container's cgroup"));
   undo.Push("remove the container's cgroup", [&rt, c] { (void)RemoveContainerCgroup(rt, *c); });
+  CRIUS_FAILPOINT("container_create.after_cgroup");
   spec->set_tty(config.tty());
   spec->set_stdin(config.stdin());
   if (pod->config.linux().security_context().namespace_options().ipc() != v1::NODE) {
@@ -414,6 +417,7 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
   // container's namespaces: it is kept beside the container's layers.
   CRIUS_RETURN_IF_ERROR(Annotate(WriteFileAtomic(ContainerSpecPath(*c), spec->SerializeAsString(), 0600),
                                  "record the container's spec"));
+  CRIUS_FAILPOINT("container_create.after_spec");
   absl::StatusOr<crius::monitor::Response> created = sandbox::CallMonitor(pod->dir, req_create, 60000);
   if (!created.ok()) return Annotate(created.status(), absl::StrCat("create container ", name));
   undo.Push("remove the container from the monitor", [pod, id = c->id] {
@@ -424,6 +428,7 @@ absl::Status ContainerCreate(Runtime& rt, const v1::CreateContainerRequest& req,
   CRIUS_FAILPOINT("container_create.after_monitor");
   c->state = kContainerCreated;
   CRIUS_RETURN_IF_ERROR(Annotate(rt.containers().Save(*c), "record container created"));
+  CRIUS_FAILPOINT("container_create.after_record");
   rt.events().Publish(v1::CONTAINER_CREATED_EVENT, c->id, pod->id);
   undo.Commit();
   resp->set_container_id(c->id);

@@ -13,8 +13,8 @@
 #include "absl/strings/strip.h"
 #include "common/clock.h"
 #include "common/failpoint.h"
-#include "common/log.h"
 #include "common/files.h"
+#include "common/log.h"
 #include "common/status.h"
 #include "cri/sandbox_ops.h"
 #include "cri/unikernel.h"
@@ -114,6 +114,7 @@ void RefreshContainers(Runtime& rt, Pod& pod) {
   if (pod.state == kPodReady) {
     crius::monitor::Request hello;
     hello.mutable_hello();
+    // no crash point: a question; it changes nothing
     absl::StatusOr<crius::monitor::Response> resp = sandbox::CallMonitor(pod.dir, hello);
     if (resp.ok()) {
       state = resp->pod();
@@ -149,6 +150,7 @@ void RefreshContainers(Runtime& rt, Pod& pod) {
       }
     }
     if (changed) {
+      // no crash point: it records what the monitor said, which the next start asks again
       if (absl::Status st = rt.containers().Save(*c); !st.ok()) {
         LOG_ERROR("container %s: record state: %s", c->id, std::string(st.message()));
       }
@@ -161,6 +163,7 @@ void RefreshContainers(Runtime& rt, Pod& pod) {
 namespace {
 // Records a container that was stopped, then tells GetContainerEvents,
 // unless the exit was already told of (the pod's monitor reported it first).
+// Crash points: at its callers
 absl::Status SaveStopped(Runtime& rt, const Container& c, bool exited_now) {
   CRIUS_RETURN_IF_ERROR(rt.containers().Save(c));
   if (exited_now) rt.events().Publish(v1::CONTAINER_STOPPED_EVENT, c.id, c.pod_id);
@@ -168,12 +171,14 @@ absl::Status SaveStopped(Runtime& rt, const Container& c, bool exited_now) {
 }
 }  // namespace
 
+// Crash points: at its callers
 absl::Status StopContainerProcess(Runtime& rt, Pod& pod, Container& c, int64_t timeout_s) {
   const std::string flavour = PodFlavour(rt, pod);
   auto state_now = [&]() -> absl::StatusOr<crius::monitor::ContainerState> {
     crius::monitor::Request req;
     req.mutable_signal()->set_id(c.id);
     req.mutable_signal()->set_signal(0);
+    // no crash point: signal 0 is a question
     CRIUS_ASSIGN_OR_RETURN(crius::monitor::Response resp, sandbox::CallMonitor(pod.dir, req));
     return resp.container();
   };
@@ -181,6 +186,7 @@ absl::Status StopContainerProcess(Runtime& rt, Pod& pod, Container& c, int64_t t
     crius::monitor::Request req;
     req.mutable_signal()->set_id(c.id);
     req.mutable_signal()->set_signal(sig);
+    // no crash point: each signal is followed by a wait, then SaveStopped
     return sandbox::CallMonitor(pod.dir, req).status();
   };
   // Polls until the process is gone or the deadline passes.
@@ -208,7 +214,7 @@ absl::Status StopContainerProcess(Runtime& rt, Pod& pod, Container& c, int64_t t
   if (timeout_s > 0 && sig != SIGKILL) {
     CRIUS_RETURN_IF_ERROR(Annotate(send(sig), absl::StrCat("signal container ", c.id)));
     CRIUS_ASSIGN_OR_RETURN(bool gone, wait(NowNs() + timeout_s * 1000000000));
-    if (gone) return SaveStopped(rt, c, exited_now);
+    if (gone) return SaveStopped(rt, c, exited_now);  // no crash point: the callers' follow it
   }
   CRIUS_FAILPOINT("container_stop.before_kill");
   CRIUS_RETURN_IF_ERROR(Annotate(send(SIGKILL), absl::StrCat("kill container ", c.id)));

@@ -16,6 +16,7 @@ namespace crius::cri {
 absl::Status RemoveContainerFully(Runtime& rt, Pod* pod, Container& c) {
   if (pod != nullptr && pod->state == kPodReady) {
     if (c.state == kContainerRunning) CRIUS_RETURN_IF_ERROR(StopContainerProcess(rt, *pod, c, 0));
+    CRIUS_FAILPOINT("container_remove.after_stop");
     crius::monitor::Request remove;
     remove.mutable_remove()->set_id(c.id);
     absl::StatusOr<crius::monitor::Response> resp = sandbox::CallMonitor(pod->dir, remove);
@@ -25,11 +26,17 @@ absl::Status RemoveContainerFully(Runtime& rt, Pod* pod, Container& c) {
   }
   CRIUS_FAILPOINT("container_remove.after_monitor");
   CRIUS_RETURN_IF_ERROR(Annotate(RemoveContainerCgroup(rt, c), absl::StrCat("remove the cgroup of container ", c.id)));
+  CRIUS_FAILPOINT("container_remove.after_cgroup");
   if (!c.dir.empty()) {
     CRIUS_RETURN_IF_ERROR(Annotate(RemoveTree(c.dir), absl::StrCat("remove container directory ", c.dir)));
+    CRIUS_FAILPOINT("container_remove.after_dir");
   }
   CRIUS_RETURN_IF_ERROR(Annotate(rt.containers().Delete(c.id), absl::StrCat("remove container ", c.id)));
-  if (!c.image_volumes.empty()) rt.image_volumes().Sweep();
+  CRIUS_FAILPOINT("container_remove.after_record");
+  if (!c.image_volumes.empty()) {
+    rt.image_volumes().Sweep();
+    CRIUS_FAILPOINT("container_remove.after_volumes");
+  }
   rt.events().Publish(v1::CONTAINER_DELETED_EVENT, c.id, c.pod_id);
   return absl::OkStatus();
 }

@@ -1,4 +1,6 @@
 #include "absl/strings/str_cat.h"
+#include "common/failpoint.h"
+#include "common/status.h"
 #include "cri/container_ops.h"
 #include "cri/handlers.h"
 #include "sandbox/monitor_client.h"
@@ -17,7 +19,9 @@ absl::Status ContainerReopenLog(Runtime& rt, const v1::ReopenContainerLogRequest
   }
   crius::monitor::Request reopen;
   reopen.mutable_reopen_log()->set_id(c->id);
-  return sandbox::CallMonitor(pod->dir, reopen).status();
+  CRIUS_RETURN_IF_ERROR(sandbox::CallMonitor(pod->dir, reopen).status());
+  CRIUS_FAILPOINT("container_reopen_log.after_monitor");
+  return absl::OkStatus();
 }
 
 }  // namespace crius::cri

@@ -36,7 +36,7 @@ absl::Status ContainerStart(Runtime& rt, const v1::StartContainerRequest& req,
     c->reason = "StartError";
     c->message = std::string(resp.status().message());
     if (metrics::Metrics* m = metrics::Current()) m->ObserveContainerExit(c->reason);
-    (void)rt.containers().Save(*c);
+    (void)rt.containers().Save(*c);  // no crash point: the next start asks the monitor again
     rt.events().Publish(v1::CONTAINER_STOPPED_EVENT, c->id, pod->id);
     return Annotate(resp.status(), absl::StrCat("start container ", c->config.metadata().name()));
   }
@@ -49,6 +49,7 @@ absl::Status ContainerStart(Runtime& rt, const v1::StartContainerRequest& req,
     m->ObservePodReady(static_cast<double>(c->started_at_ns - pod->created_at_ns) / 1e9);
   }
   CRIUS_RETURN_IF_ERROR(Annotate(rt.containers().Save(*c), absl::StrCat("record container ", c->id, " running")));
+  CRIUS_FAILPOINT("container_start.after_record");
   if (std::string flavour = PodFlavour(rt, *pod); !flavour.empty()) {
     if (metrics::Metrics* m = metrics::Current()) m->ObserveTenderStart(flavour);
   }

@@ -20,8 +20,10 @@ absl::Status ContainerStop(Runtime& rt, const v1::StopContainerRequest& req,
   std::lock_guard<std::mutex> lock(c->op);
   if (!rt.containers().Listed(*c)) return absl::OkStatus();  // removed meanwhile
   if (c->state != kContainerRunning) return absl::OkStatus();
-  return Annotate(StopContainerProcess(rt, *pod, *c, req.timeout()),
-                  absl::StrCat("stop container ", c->id));
+  CRIUS_RETURN_IF_ERROR(Annotate(StopContainerProcess(rt, *pod, *c, req.timeout()),
+                                 absl::StrCat("stop container ", c->id)));
+  CRIUS_FAILPOINT("container_stop.after_record");
+  return absl::OkStatus();
 }
 
 }  // namespace crius::cri

@@ -1,4 +1,5 @@
 #include "absl/strings/str_cat.h"
+#include "common/failpoint.h"
 #include "common/status.h"
 #include "cri/container_cgroups.h"
 #include "cri/handlers.h"
@@ -25,9 +26,12 @@ absl::Status ContainerUpdateResources(Runtime& rt, const v1::UpdateContainerReso
   }
   CRIUS_RETURN_IF_ERROR(Annotate(rt.cgroups().Apply(c->cgroup, ToResources(req.linux())),
                                  absl::StrCat("update container ", c->id)));
+  CRIUS_FAILPOINT("container_update.after_cgroup");
   // What kubelet reads back in ContainerStatus, and what a restart keeps.
   *c->config.mutable_linux()->mutable_resources() = req.linux();
-  return Annotate(rt.containers().Save(*c), absl::StrCat("record resources of container ", c->id));
+  CRIUS_RETURN_IF_ERROR(Annotate(rt.containers().Save(*c), absl::StrCat("record resources of container ", c->id)));
+  CRIUS_FAILPOINT("container_update.after_record");
+  return absl::OkStatus();
 }
 
 }  // namespace crius::cri

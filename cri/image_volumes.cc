@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/failpoint.h"
 #include "common/files.h"
 #include "common/in_root.h"
 #include "common/log.h"
@@ -46,6 +47,7 @@ std::string ImageVolumes::Name(const std::string& image_id, const std::string& i
   return name;
 }
 
+// Crash points: none, it runs at every start, which does it again
 absl::Status ImageVolumes::Recover() {
   if (absl::StatusOr<std::vector<std::string>> made = MakeDirs(absl::StrCat(dir_, "/", kEmpty), 0755); !made.ok()) {
     return Annotate(made.status(), "create the image volumes' directory");
@@ -69,6 +71,7 @@ absl::Status ImageVolumes::Recover() {
   return absl::OkStatus();
 }
 
+// Crash points: at its callers
 absl::StatusOr<std::string> ImageVolumes::Mount(const std::string& name, const std::vector<std::string>& layers,
                                                 const std::string& userns) {
   std::string path = absl::StrCat(dir_, "/", name);
@@ -90,16 +93,14 @@ absl::StatusOr<std::string> ImageVolumes::Mount(const std::string& name, const s
     }
   }
   if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoError(errno, absl::StrCat("create ", path));
-  int made;
-  if (layers.empty()) {  // an image of no layers: an empty filesystem
-    made = ::mount("tmpfs", path.c_str(), "tmpfs", kFlags, "size=4k,mode=0755");
-  } else {
-    std::string options = absl::StrCat("lowerdir=", absl::StrJoin(lowers, ":"));
-    made = ::mount("overlay", path.c_str(), "overlay", kFlags, options.c_str());
-  }
-  if (made != 0) {
+  CRIUS_FAILPOINT("image_volume.after_dir");
+  // An image of no layers is an empty filesystem.
+  const char* type = layers.empty() ? "tmpfs" : "overlay";
+  std::string options =
+      layers.empty() ? "size=4k,mode=0755" : absl::StrCat("lowerdir=", absl::StrJoin(lowers, ":"));
+  if (::mount(type, path.c_str(), type, kFlags, options.c_str()) != 0) {
     absl::Status error = ErrnoError(errno, absl::StrCat("mount the image's layers on ", path));
-    (void)::rmdir(path.c_str());
+    (void)::rmdir(path.c_str());  // no crash point: undoes the mkdir
     return error;
   }
   mounted_.insert(name);
@@ -107,11 +108,13 @@ absl::StatusOr<std::string> ImageVolumes::Mount(const std::string& name, const s
   return path;
 }
 
+// Crash points: at its callers
 void ImageVolumes::Sweep() {
   std::lock_guard<std::mutex> lock(mu_);
   SweepLocked();
 }
 
+// Crash points: at its callers
 void ImageVolumes::SweepLocked() {
   if (mounted_.empty()) return;
   std::set<std::string> needed;
@@ -135,6 +138,7 @@ void ImageVolumes::SweepLocked() {
       ++it;
       continue;
     }
+    CRIUS_FAILPOINT("image_volume.after_unmount");
     if (::rmdir(path.c_str()) != 0 && errno != ENOENT) {
       LOG_WARN("image volume %s: remove: %s", path, strerror(errno));
     }

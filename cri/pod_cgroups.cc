@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/failpoint.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "cri/container_cgroups.h"
@@ -39,13 +40,16 @@ bool IsAtOrBelow(const std::string& cgroup, const std::string& level) {
 // Removes the recorded parents among `levels` deepest first, while each is
 // empty, and forgets each one removed. Stops at a level crius did not make
 // or one that still holds something (another pod's cgroup).
+// Crash points: at its callers
 absl::Status ReleaseParents(Runtime& rt, const std::vector<std::string>& levels) {
   if (levels.empty()) return absl::OkStatus();
   CRIUS_ASSIGN_OR_RETURN(std::vector<std::string> listed, rt.store().ListCgroupParents());
   std::set<std::string> recorded(listed.begin(), listed.end());
   for (auto it = levels.rbegin(); it != levels.rend(); ++it) {
     if (!recorded.count(*it) || !rt.cgroups().RemoveIfEmpty(*it)) break;
+    CRIUS_FAILPOINT("pod_cgroups.after_parent_removed");
     CRIUS_RETURN_IF_ERROR(rt.store().DeleteCgroupParent(*it));
+    CRIUS_FAILPOINT("pod_cgroups.after_parent_forgotten");
   }
   return absl::OkStatus();
 }
@@ -69,6 +73,7 @@ absl::StatusOr<std::string> PodCgroup(const v1::PodSandboxConfig& config, const 
 
 bool PodOwnsCgroup(const Pod& pod) { return pod.cgroup == absl::StrCat(kCriusRoot, "/", pod.id); }
 
+// Crash points: at its callers
 absl::Status CreatePodCgroups(Runtime& rt, const Pod& pod, std::vector<std::string>* procs) {
   std::lock_guard<std::mutex> lock(rt.cgroup_parents_mu());
   std::vector<std::string> levels = ParentLevels(pod), missing;
@@ -78,34 +83,43 @@ absl::Status CreatePodCgroups(Runtime& rt, const Pod& pod, std::vector<std::stri
   // Recorded before it is made: a crash in between leaves a record of a
   // cgroup that is not there, which the next start forgets.
   CRIUS_RETURN_IF_ERROR(Annotate(rt.store().AddCgroupParents(missing), "record the pod's cgroup parent"));
+  CRIUS_FAILPOINT("pod_cgroups.after_parent_record");
   absl::Status st = rt.cgroups().Create(pod.MonitorCgroup());
   if (st.ok()) {
     *procs = rt.cgroups().ProcsFiles(pod.MonitorCgroup());
     return absl::OkStatus();
   }
+  // no crash point: undoes what Create made of it
   if (PodOwnsCgroup(pod)) (void)rt.cgroups().Remove(pod.cgroup);
+  // no crash point: undoes the record above
   if (absl::Status undo = ReleaseParents(rt, levels); !undo.ok()) {
     LOG_ERROR("pod %s: %s", pod.id, std::string(undo.message()));
   }
   return st;
 }
 
+// Crash points: at its callers
 absl::Status RemovePodCgroups(Runtime& rt, const Pod& pod) {
   if (pod.cgroup.empty()) return absl::OkStatus();
   cgroups::Driver& driver = rt.cgroups();
   // The pod's own cgroups first, without the lock: KillAll can take seconds,
   // and no other pod's creation needs to wait for it.
   CRIUS_RETURN_IF_ERROR(driver.KillAll(pod.MonitorCgroup()));
+  CRIUS_FAILPOINT("pod_cgroups.after_kill");
   CRIUS_RETURN_IF_ERROR(driver.Remove(pod.MonitorCgroup()));
+  CRIUS_FAILPOINT("pod_cgroups.after_monitor_cgroup");
   if (PodOwnsCgroup(pod)) CRIUS_RETURN_IF_ERROR(driver.Remove(pod.cgroup));
+  CRIUS_FAILPOINT("pod_cgroups.after_pod_cgroup");
   std::lock_guard<std::mutex> lock(rt.cgroup_parents_mu());
   if (PodOwnsCgroup(pod)) {
+    // no crash point: an empty /crius left by a crash goes at the next start
     driver.RemoveIfEmpty(kCriusRoot);  // crius's own parent goes with its last pod
     return absl::OkStatus();
   }
   return ReleaseParents(rt, ParentLevels(pod));
 }
 
+// Crash points: none, it runs at every start, which does it again
 absl::Status AdoptOlderCgroupParent(Runtime& rt, Pod& pod) {
   if (!pod.cgroup_owned || PodOwnsCgroup(pod) || pod.cgroup.empty()) return absl::OkStatus();
   std::lock_guard<std::mutex> lock(rt.cgroup_parents_mu());
@@ -114,6 +128,7 @@ absl::Status AdoptOlderCgroupParent(Runtime& rt, Pod& pod) {
   return rt.pods().Save(pod);
 }
 
+// Crash points: none, it runs at every start, which does it again
 absl::Status RecoverCgroupParents(Runtime& rt) {
   std::lock_guard<std::mutex> lock(rt.cgroup_parents_mu());
   std::vector<std::shared_ptr<Pod>> pods = rt.pods().All();
@@ -130,6 +145,10 @@ absl::Status RecoverCgroupParents(Runtime& rt) {
     }
     LOG_INFO("cgroup parent %s: removed, no pod is in it", parent);
     CRIUS_RETURN_IF_ERROR(rt.store().DeleteCgroupParent(parent));
+  }
+  // crius's own parent, left empty by a crash after its last pod's cgroup went.
+  if (std::none_of(pods.begin(), pods.end(), [](const std::shared_ptr<Pod>& p) { return PodOwnsCgroup(*p); })) {
+    rt.cgroups().RemoveIfEmpty(kCriusRoot);
   }
   return absl::OkStatus();
 }

@@ -27,6 +27,7 @@ bool MonitorExited(const Pod& pod) {
 absl::Status AttachMonitor(Pod& pod) {
   crius::monitor::Request hello;
   hello.mutable_hello();
+  // no crash point: a question; it changes nothing
   CRIUS_ASSIGN_OR_RETURN(crius::monitor::Response resp, sandbox::CallMonitor(pod.dir, hello));
   int pid = resp.pod().monitor_pid();
   int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
@@ -48,6 +49,7 @@ void RefreshPod(Runtime& rt, Pod& pod) {
   pod.namespaces.clear();
   pod.ips.clear();
   pod.state = kPodNotReady;
+  // no crash point: it records what it saw, which the next start sees again
   if (absl::Status st = rt.pods().Save(pod); !st.ok()) {
     LOG_ERROR("pod %s: record NotReady: %s", pod.id, std::string(st.message()));
   }
@@ -58,6 +60,7 @@ void ReleasePodPins(const Pod& pod) {
   sandbox::ReleasePins(pod.dir, ::access(pod.NetworkCache().c_str(), F_OK) == 0);
 }
 
+// Crash points: at its callers
 absl::Status DetachNetwork(Runtime& rt, Pod& pod) {
   CRIUS_RETURN_IF_ERROR(Annotate(rt.networks().Teardown(pod.NetworkCache()),
                                  absl::StrCat("detach the network of pod ", pod.id)));
@@ -66,8 +69,9 @@ absl::Status DetachNetwork(Runtime& rt, Pod& pod) {
   return absl::OkStatus();
 }
 
+// Crash points: at its callers
 absl::Status StopPod(Runtime& rt, Pod& pod) {
-  if (pod.state == kPodNotReady) return DetachNetwork(rt, pod);
+  if (pod.state == kPodNotReady) return DetachNetwork(rt, pod);  // no crash point: the callers' follow it
   // Containers first, each recorded exited, while the monitor still answers.
   RefreshContainers(rt, pod);
   for (const std::shared_ptr<Container>& c : rt.containers().OfPod(pod.id)) {
@@ -76,6 +80,7 @@ absl::Status StopPod(Runtime& rt, Pod& pod) {
       CRIUS_RETURN_IF_ERROR(StopContainerProcess(rt, pod, *c, 0));
     }
   }
+  CRIUS_FAILPOINT("sandbox_stop.after_containers");
   // Then the network, while the netns is still pinned. A failed DEL fails
   // the stop with the pod still up, so a retry finds everything in place.
   CRIUS_RETURN_IF_ERROR(DetachNetwork(rt, pod));
@@ -83,6 +88,7 @@ absl::Status StopPod(Runtime& rt, Pod& pod) {
   return ShutdownMonitor(rt, pod);
 }
 
+// Crash points: at its callers
 absl::Status ShutdownMonitor(Runtime& rt, Pod& pod) {
   if (!MonitorExited(pod) || !pod.monitor_pidfd) {
     crius::monitor::Request shutdown;

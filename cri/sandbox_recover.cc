@@ -22,6 +22,7 @@ namespace {
 // Detaches the network cached in `dir`, stops whatever monitor serves it and
 // removes the directory. false, with the directory kept but its monitor
 // stopped, when the network could not be detached.
+// Crash points: none, it runs at every start, which does it again
 bool Discard(const network::PodNetworks& networks, const std::string& dir) {
   absl::Status net = networks.Teardown(absl::StrCat(dir, "/network.json"));
   if (!net.ok()) LOG_ERROR("%s: %s", dir, std::string(net.message()));
@@ -36,6 +37,7 @@ bool Discard(const network::PodNetworks& networks, const std::string& dir) {
 
 }  // namespace
 
+// Crash points: none, it runs at every start, which does it again
 absl::Status Runtime::RecoverPods() {
   CRIUS_ASSIGN_OR_RETURN(std::vector<std::shared_ptr<Pod>> pods, pods_.Load());
   std::set<std::string> known;

@@ -6,9 +6,9 @@
 #include "common/status.h"
 #include "common/unique_fd.h"
 #include "cri/container_cgroups.h"
-#include "cri/pod_cgroups.h"
 #include "cri/container_ops.h"
 #include "cri/handlers.h"
+#include "cri/pod_cgroups.h"
 #include "cri/sandbox_ops.h"
 
 namespace crius::cri {
@@ -29,9 +29,11 @@ absl::Status SandboxRemove(Runtime& rt, const v1::RemovePodSandboxRequest& req,
     CRIUS_RETURN_IF_ERROR(RemoveContainerFully(rt, pod.get(), *c));
   }
   CRIUS_RETURN_IF_ERROR(Annotate(RemovePodCgroups(rt, *pod), absl::StrCat("remove the cgroups of pod ", pod->id)));
+  CRIUS_FAILPOINT("sandbox_remove.after_cgroups");
   CRIUS_RETURN_IF_ERROR(Annotate(RemoveTree(pod->dir), absl::StrCat("remove pod directory ", pod->dir)));
   CRIUS_FAILPOINT("sandbox_remove.after_files");
   CRIUS_RETURN_IF_ERROR(Annotate(rt.pods().Delete(pod->id), absl::StrCat("remove pod ", pod->id)));
+  CRIUS_FAILPOINT("sandbox_remove.after_record");
   rt.events().Publish(v1::CONTAINER_DELETED_EVENT, pod->id, pod->id);
   return absl::OkStatus();
 }

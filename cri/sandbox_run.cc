@@ -14,9 +14,9 @@
 #include "common/status.h"
 #include "common/undo.h"
 #include "cri/container_cgroups.h"
-#include "cri/pod_cgroups.h"
 #include "cri/container_security.h"
 #include "cri/handlers.h"
+#include "cri/pod_cgroups.h"
 #include "cri/pod_userns.h"
 #include "cri/sandbox_ops.h"
 #include "cri/unikernel.h"
@@ -204,6 +204,7 @@ absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
   undo.Push("remove the pod directory", [&keep_for_retry, dir = pod->dir] {
     if (!keep_for_retry) (void)RemoveTree(dir);
   });
+  CRIUS_FAILPOINT("sandbox_run.after_dir");
 
   const v1::NamespaceOption& ns = c.linux().security_context().namespace_options();
   bool host_network = ns.network() == v1::NODE;
@@ -220,6 +221,7 @@ absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
   files.dns.searches.assign(c.dns_config().searches().begin(), c.dns_config().searches().end());
   files.dns.options.assign(c.dns_config().options().begin(), c.dns_config().options().end());
   CRIUS_RETURN_IF_ERROR(Annotate(sandbox::WritePodFiles(pod->dir, files), "write pod files"));
+  CRIUS_FAILPOINT("sandbox_run.after_files");
 
   sandbox::MonitorLaunch launch;
   CRIUS_RETURN_IF_ERROR(Annotate(CreatePodCgroups(rt, *pod, &launch.cgroup_procs), "create the pod's cgroup"));
@@ -243,6 +245,7 @@ absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
   absl::StatusOr<crius::monitor::PodState> state = sandbox::StartMonitor(launch);
   if (!state.ok()) return Annotate(state.status(), "start the pod's monitor");
   undo.Push("stop the monitor", [&rt, pod] { (void)ShutdownMonitor(rt, *pod); });
+  CRIUS_FAILPOINT("sandbox_run.after_monitor_start");
   CRIUS_RETURN_IF_ERROR(Annotate(AttachMonitor(*pod), "attach to the pod's monitor"));
   CRIUS_FAILPOINT("sandbox_run.after_monitor");
 

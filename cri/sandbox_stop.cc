@@ -1,4 +1,5 @@
 #include "common/failpoint.h"
+#include "common/status.h"
 #include "cri/handlers.h"
 #include "cri/sandbox_ops.h"
 
@@ -13,7 +14,9 @@ absl::Status SandboxStop(Runtime& rt, const v1::StopPodSandboxRequest& req,
   std::shared_ptr<Pod> pod = rt.pods().Find(req.pod_sandbox_id());
   if (pod == nullptr) return absl::OkStatus();
   std::lock_guard<std::mutex> lock(pod->op);
-  return StopPod(rt, *pod);
+  CRIUS_RETURN_IF_ERROR(StopPod(rt, *pod));
+  CRIUS_FAILPOINT("sandbox_stop.after_record");
+  return absl::OkStatus();
 }
 
 }  // namespace crius::cri

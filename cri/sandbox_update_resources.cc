@@ -3,10 +3,11 @@
 // cgroup_parent itself; a pod cgroup crius made (no cgroup_parent) is sized
 // here: the containers' sum plus the overhead.
 #include "absl/strings/str_cat.h"
+#include "common/failpoint.h"
 #include "common/status.h"
 #include "cri/container_cgroups.h"
-#include "cri/pod_cgroups.h"
 #include "cri/handlers.h"
+#include "cri/pod_cgroups.h"
 
 namespace crius::cri {
 namespace {
@@ -43,8 +44,10 @@ absl::Status SandboxUpdateResources(Runtime& rt, const v1::UpdatePodSandboxResou
         absl::StrCat("pod sandbox ", pod->id, " is ", pod->state, ": only a ready pod can be resized"));
   }
   if (!PodOwnsCgroup(*pod) || !req.has_resources()) return absl::OkStatus();
-  return Annotate(rt.cgroups().Apply(pod->cgroup, ToResources(Total(req))),
-                  absl::StrCat("resize the cgroup of pod ", pod->id));
+  CRIUS_RETURN_IF_ERROR(Annotate(rt.cgroups().Apply(pod->cgroup, ToResources(Total(req))),
+                                 absl::StrCat("resize the cgroup of pod ", pod->id)));
+  CRIUS_FAILPOINT("sandbox_update.after_cgroup");
+  return absl::OkStatus();
 }
 
 }  // namespace crius::cri

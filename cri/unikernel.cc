@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/failpoint.h"
 #include "common/files.h"
 #include "common/status.h"
 #include "common/unique_fd.h"
@@ -210,6 +211,7 @@ absl::Status GuestNetArgs(const std::string& form, const GuestNetwork& net, cons
   return absl::OkStatus();
 }
 
+// Crash points: at its callers
 absl::Status SaveGuestNetwork(const Pod& pod, const GuestNetwork& net) {
   json j = {{"tap", net.tap}, {"mac", net.mac}, {"mtu", net.mtu}, {"cidr", net.cidr}, {"gateway", net.gateway}};
   return WriteFileAtomic(absl::StrCat(pod.dir, "/guest-net.json"), j.dump(), 0600);
@@ -232,11 +234,13 @@ absl::StatusOr<GuestNetwork> LoadGuestNetwork(const Pod& pod) {
   return net;
 }
 
+// Crash points: at its callers
 absl::Status ConnectPodGuestNetwork(const Pod& pod, const network::PodNetworkStatus& attached) {
   auto ns = pod.namespaces.find("net");
   if (ns == pod.namespaces.end()) return absl::FailedPreconditionError("the pod has no network namespace");
   CRIUS_ASSIGN_OR_RETURN(network::GuestLink link,
                          network::ConnectGuestLink(ns->second, attached.ifname.empty() ? "eth0" : attached.ifname, kTap));
+  CRIUS_FAILPOINT("sandbox_run.after_tap");
   GuestNetwork net;
   net.tap = link.tap;
   net.mac = link.mac;

@@ -148,6 +148,7 @@ void ImageStore::RunPull(std::shared_ptr<PullJob> job, Reference ref, Credential
     if (!result.ok()) {
       result = Annotate(result.status(), absl::StrCat("pull ", key));
       // What the failed pull fetched goes again, unless another image uses it.
+      // no crash point: a rollback, which the next start's collection redoes
       if (absl::Status st = Collect(); !st.ok()) {
         LOG_WARN("after a failed pull of %s: %s", key, std::string(st.message()));
       }
@@ -255,7 +256,9 @@ absl::StatusOr<ImageInfo> ImageStore::DoPull(const Reference& ref, const Credent
   }
   Lease lease(mu_, leases_, leased);
 
+  // no crash point: as image_pull.after_manifest, a blob no record names
   CRIUS_RETURN_IF_ERROR(content_->Put(manifest_blob.digest, manifest_blob.body));
+  // no crash point: as image_pull.after_manifest, a blob no record names
   if (!index_digest.empty()) CRIUS_RETURN_IF_ERROR(content_->Put(index_digest, top->body));
   CRIUS_RETURN_IF_ERROR(content_->Put(image.id, config_body));
   CRIUS_FAILPOINT("image_pull.after_manifest");
@@ -272,6 +275,7 @@ absl::StatusOr<ImageInfo> ImageStore::DoPull(const Reference& ref, const Credent
         if (!results[i].ok()) break;
         results[i] = Once(blob_fetches_, layer.digest,
                           [&] { return FetchBlob({ep}, d, creds, fetched, progress); });
+        if (results[i].ok()) CRIUS_FAILPOINT("image_pull.after_blob");
         // Shared with another pull whose callers all gave up: this one goes on.
         if (results[i].code() != absl::StatusCode::kCancelled || !progress.Abandoned().ok()) break;
       }
@@ -308,6 +312,7 @@ absl::StatusOr<ImageInfo> ImageStore::DoPull(const Reference& ref, const Credent
   return image;
 }
 
+// Crash points: at its callers
 absl::Status ImageStore::FetchBlob(const std::vector<Endpoint>& eps, const Descriptor& d,
                                    const Credentials& creds, std::atomic<uint64_t>& fetched,
                                    PullProgress& progress) {

@@ -176,6 +176,7 @@ std::vector<std::string> ImageStore::LayerDirs(const ImageInfo& image) const {
   return out;
 }
 
+// Crash points: at its callers
 absl::Status ImageStore::Unpack(LayerInfo& layer) {
   std::string final_dir = LayerDir(layer.chain_id);
   struct stat st;
@@ -183,6 +184,7 @@ absl::Status ImageStore::Unpack(LayerInfo& layer) {
   std::string layers = absl::StrCat(root_, "/layers");
   std::string tmp_name = absl::StrCat(".tmp-", Hex(layer.chain_id), ".", g_tmp_seq.fetch_add(1));
   std::string tmp = absl::StrCat(layers, "/", tmp_name);
+  // no crash point: a scratch directory, which the next start removes
   if (::mkdir(tmp.c_str(), 0755) != 0) return ErrnoError(errno, absl::StrCat("mkdir ", tmp));
   auto remove_tmp = [&] {
     UniqueFd dir(::open(layers.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -209,6 +211,7 @@ absl::Status ImageStore::Unpack(LayerInfo& layer) {
   return absl::OkStatus();
 }
 
+// Crash points: at its callers
 absl::Status ImageStore::Record(ImageInfo& image) {
   std::lock_guard<std::mutex> lock(mu_);
   CRIUS_ASSIGN_OR_RETURN(std::optional<store::ImageRecord> existing, db_.GetImage(image.id));
@@ -228,20 +231,21 @@ absl::Status ImageStore::Record(ImageInfo& image) {
   rec.size = image.size;
   rec.spec = EncodeImageSpec(image);
   rec.created_at_ns = image.created_at_ns;
-  CRIUS_RETURN_IF_ERROR(db_.PutImage(rec));
-  image.repo_tags = rec.repo_tags;
-  image.repo_digests = rec.repo_digests;
-  // A tag names one image: the one pulled last. (Written after the new
-  // record, so a crash in between leaves the tag on both, never on none.)
+  // A tag names one image: the one pulled last. The images it leaves are
+  // written with the new record, in one transaction.
+  std::vector<store::ImageRecord> changed = {rec};
   CRIUS_ASSIGN_OR_RETURN(std::vector<store::ImageRecord> all, db_.ListImages());
   for (store::ImageRecord& other : all) {
     if (other.id == image.id) continue;
     size_t before = other.repo_tags.size();
     std::erase_if(other.repo_tags, [&](const std::string& t) {
-      return std::find(image.repo_tags.begin(), image.repo_tags.end(), t) != image.repo_tags.end();
+      return std::find(rec.repo_tags.begin(), rec.repo_tags.end(), t) != rec.repo_tags.end();
     });
-    if (other.repo_tags.size() != before) CRIUS_RETURN_IF_ERROR(db_.PutImage(other));
+    if (other.repo_tags.size() != before) changed.push_back(std::move(other));
   }
+  CRIUS_RETURN_IF_ERROR(db_.PutImages(changed));
+  image.repo_tags = rec.repo_tags;
+  image.repo_digests = rec.repo_digests;
   return absl::OkStatus();
 }
 
@@ -293,9 +297,12 @@ absl::Status ImageStore::Remove(const std::string& text) {
   std::lock_guard<std::mutex> lock(mu_);
   CRIUS_RETURN_IF_ERROR(db_.DeleteImage(image->id));
   CRIUS_FAILPOINT("image_remove.after_record");
-  return Collect();
+  CRIUS_RETURN_IF_ERROR(Collect());
+  CRIUS_FAILPOINT("image_remove.after_collect");
+  return absl::OkStatus();
 }
 
+// Crash points: at its callers
 absl::Status ImageStore::Collect() {
   CRIUS_ASSIGN_OR_RETURN(std::vector<store::ImageRecord> all, db_.ListImages());
   std::set<std::string> keep(leases_.begin(), leases_.end());
@@ -313,6 +320,7 @@ absl::Status ImageStore::Collect() {
   }
   CRIUS_ASSIGN_OR_RETURN(std::vector<std::string> blobs, content_->List());
   for (const std::string& digest : blobs) {
+    // no crash point: a blob no record names, which the next start's collection removes
     if (!keep.count(digest)) CRIUS_RETURN_IF_ERROR(content_->Delete(digest));
   }
   std::string layers = absl::StrCat(root_, "/layers");

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/failpoint.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -42,6 +43,7 @@ json ToJson(const Cache& c) {
           {"result", c.result}};
 }
 
+// Crash points: at its callers
 absl::Status WriteCache(const std::string& path, const Cache& c) {
   return Annotate(WriteFileAtomic(path, ToJson(c).dump(), 0600), "write the CNI cache");
 }
@@ -113,6 +115,7 @@ json CapabilityArgs(const PodNetworkRequest& req) {
   return caps;
 }
 
+// Crash points: at its callers
 absl::StatusOr<PodNetworkStatus> PodNetworks::Setup(const std::string& cache_path,
                                                     const PodNetworkRequest& req) const {
   absl::StatusOr<CniNetwork> current = Current();
@@ -132,19 +135,23 @@ absl::StatusOr<PodNetworkStatus> PodNetworks::Setup(const std::string& cache_pat
   c.attachment.capability_args = CapabilityArgs(req);
   // Written before ADD: whatever ADD makes, a later DEL can find.
   CRIUS_RETURN_IF_ERROR(WriteCache(cache_path, c));
+  CRIUS_FAILPOINT("pod_network.after_cache");
   absl::StatusOr<json> result = cni_.Add(net, c.attachment);
+  if (result.ok()) CRIUS_FAILPOINT("pod_network.after_add");
   if (!result.ok()) {
+    // no crash point: undoes what the ADD made
     absl::Status del = cni_.Del(net, c.attachment, json());
     if (!del.ok()) {
       return Annotate(result.status(),
                       absl::StrCat("(and the DEL that should undo it failed too, to be retried: ",
                                    del.message(), ")"));
     }
-    ::unlink(cache_path.c_str());
+    ::unlink(cache_path.c_str());  // no crash point: as the DEL above
     return result.status();
   }
   c.result = *result;
   if (absl::Status st = WriteCache(cache_path, c); !st.ok()) {
+    // no crash point: undoes the ADD
     if (absl::Status del = cni_.Del(net, c.attachment, c.result); del.ok()) ::unlink(cache_path.c_str());
     return st;
   }
@@ -156,6 +163,7 @@ absl::StatusOr<PodNetworkStatus> PodNetworks::Setup(const std::string& cache_pat
   return status;
 }
 
+// Crash points: at its callers
 absl::Status PodNetworks::Teardown(const std::string& cache_path) const {
   absl::StatusOr<Cache> c = ReadCache(cache_path);
   if (absl::IsNotFound(c.status())) return absl::OkStatus();
@@ -168,6 +176,7 @@ absl::Status PodNetworks::Teardown(const std::string& cache_path) const {
   // release addresses and rules, and are told there is no netns.
   if (!IsNetnsMount(c->attachment.netns)) c->attachment.netns.clear();
   CRIUS_RETURN_IF_ERROR(cni_.Del(c->net, c->attachment, c->result));
+  CRIUS_FAILPOINT("pod_network.after_del");
   if (::unlink(cache_path.c_str()) != 0 && errno != ENOENT) {
     return ErrnoError(errno, absl::StrCat("remove the CNI cache ", cache_path));
   }

@@ -358,8 +358,26 @@ absl::Status Store::DeleteContainer(const std::string& id) {
   return absl::OkStatus();
 }
 
-absl::Status Store::PutImage(const ImageRecord& i) {
+absl::Status Store::PutImage(const ImageRecord& i) { return PutImages({i}); }
+
+absl::Status Store::InTransaction(const std::string& what, absl::FunctionRef<absl::Status()> body) {
+  if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) return SqliteError(db_, what);
+  absl::Status st = body();
+  if (st.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) st = SqliteError(db_, what);
+  if (!st.ok()) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  return st;
+}
+
+absl::Status Store::PutImages(const std::vector<ImageRecord>& images) {
+  if (images.empty()) return absl::OkStatus();
   std::lock_guard<std::mutex> lock(mu_);
+  return InTransaction(absl::StrCat("store image ", images.front().id), [&]() -> absl::Status {
+    for (const ImageRecord& i : images) CRIUS_RETURN_IF_ERROR(PutImageLocked(i));
+    return absl::OkStatus();
+  });
+}
+
+absl::Status Store::PutImageLocked(const ImageRecord& i) {
   Stmt s(db_, "INSERT INTO images(id, repo_tags, repo_digests, size, spec, pinned, created_at_ns) "
               "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO UPDATE SET "
               "repo_tags = excluded.repo_tags, repo_digests = excluded.repo_digests, "
@@ -407,22 +425,15 @@ absl::Status Store::DeleteImage(const std::string& id) {
 absl::Status Store::AddCgroupParents(const std::vector<std::string>& paths) {
   if (paths.empty()) return absl::OkStatus();
   std::lock_guard<std::mutex> lock(mu_);
-  std::string what = absl::StrCat("record cgroup parent ", paths.front());
-  if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) return SqliteError(db_, what);
-  for (const std::string& path : paths) {
-    Stmt s(db_, "INSERT OR IGNORE INTO cgroup_parents(path) VALUES(?1)");
-    if (!s.ok() || s.Bind(1, path).Step() != SQLITE_DONE) {
-      absl::Status st = SqliteError(db_, absl::StrCat("record cgroup parent ", path));
-      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-      return st;
+  return InTransaction(absl::StrCat("record cgroup parent ", paths.front()), [&]() -> absl::Status {
+    for (const std::string& path : paths) {
+      Stmt s(db_, "INSERT OR IGNORE INTO cgroup_parents(path) VALUES(?1)");
+      if (!s.ok() || s.Bind(1, path).Step() != SQLITE_DONE) {
+        return SqliteError(db_, absl::StrCat("record cgroup parent ", path));
+      }
     }
-  }
-  if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
-    absl::Status st = SqliteError(db_, what);
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    return st;
-  }
-  return absl::OkStatus();
+    return absl::OkStatus();
+  });
 }
 
 absl::StatusOr<std::vector<std::string>> Store::ListCgroupParents() {

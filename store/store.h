@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 
 namespace crius::store {
@@ -84,6 +85,8 @@ class Store {
   absl::Status DeleteContainer(const std::string& id);
 
   absl::Status PutImage(const ImageRecord& image);
+  // All of them or none, in one transaction.
+  absl::Status PutImages(const std::vector<ImageRecord>& images);
   absl::StatusOr<std::optional<ImageRecord>> GetImage(const std::string& id);
   absl::StatusOr<std::vector<ImageRecord>> ListImages();
   absl::Status DeleteImage(const std::string& id);
@@ -101,6 +104,9 @@ class Store {
   absl::Status CheckVersion();
   absl::Status Migrate();
   absl::Status Exec(const char* sql);
+  absl::Status PutImageLocked(const ImageRecord& image);  // mu_ held
+  // BEGIN IMMEDIATE, body, COMMIT; ROLLBACK when either fails. mu_ held.
+  absl::Status InTransaction(const std::string& what, absl::FunctionRef<absl::Status()> body);
 
   std::string path_;
   sqlite3* db_;

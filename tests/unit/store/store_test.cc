@@ -111,6 +111,21 @@ TEST_F(StoreTest, ImagesRoundTrip) {
   EXPECT_FALSE(s->GetImage("sha256:abc")->has_value());
 }
 
+TEST_F(StoreTest, PutImagesWritesThemAllInOneTransaction) {
+  auto s = OpenOrDie();
+  ASSERT_TRUE(s->PutImage({"sha256:old", {"app:1"}, {}, 1, "{}", false, 1}).ok());
+  // A pull of app:1 that moves the tag: the new image and the old one's loss of it.
+  ASSERT_TRUE(s->PutImages({{"sha256:new", {"app:1"}, {}, 2, "{}", false, 2},
+                            {"sha256:old", {}, {}, 1, "{}", false, 1}}).ok());
+  auto list = s->ListImages();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 2u);
+  for (const ImageRecord& i : *list) {
+    EXPECT_EQ(i.repo_tags, i.id == "sha256:new" ? std::vector<std::string>{"app:1"} : std::vector<std::string>{});
+  }
+  EXPECT_TRUE(s->PutImages({}).ok());
+}
+
 TEST_F(StoreTest, UsesWalJournal) {
   auto s = OpenOrDie();
   sqlite3* db;
