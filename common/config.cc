@@ -242,6 +242,10 @@ const std::vector<Key>& Keys() {
                 "as a Go duration (\"5m\", as containerd's image_pull_progress_timeout); \"0\"\n"
                 "never cancels one. A PullImage also ends at its own gRPC deadline.",
                 [](Config& c) -> std::string& { return c.registry.pull_progress_timeout; }),
+      IntKey("registry.max_unpacked_layer_mib",
+             "A layer whose uncompressed tar passes this many MiB fails its pull (a\n"
+             "decompression bomb: a few MiB of zeros inflate to many GiB); nothing of it is kept.",
+             [](Config& c) -> int64_t& { return c.registry.max_unpacked_layer_mib; }, 1, int64_t{1} << 30),
       IntKey("events.max_queued",
              "How many events a GetContainerEvents stream may fall behind (its client not\n"
              "reading) before criusd ends it with ResourceExhausted and frees what it held;\n"

@@ -53,6 +53,7 @@ struct Config {
     std::vector<std::string> ca_files;
     std::map<std::string, std::vector<std::string>> mirrors;
     std::string pull_progress_timeout = "5m";
+    int64_t max_unpacked_layer_mib = 65536;
   } registry;
 
   struct Metrics {

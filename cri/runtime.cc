@@ -57,7 +57,10 @@ absl::Status Runtime::Recover() {
   registry.ca_files = config_.registry.ca_files;
   registry.mirrors = config_.registry.mirrors;
   (void)absl::ParseDuration(config_.registry.pull_progress_timeout, &registry.progress_timeout);
-  CRIUS_ASSIGN_OR_RETURN(images_, image::ImageStore::Open(config_.root, *store_, std::move(registry)));
+  image::UnpackLimits limits;
+  limits.max_bytes = static_cast<uint64_t>(config_.registry.max_unpacked_layer_mib) << 20;
+  CRIUS_ASSIGN_OR_RETURN(images_,
+                         image::ImageStore::Open(config_.root, *store_, std::move(registry), limits));
   // The image layers live under the root: can they be idmapped there?
   userns_support_ = sandbox::ProbeIdmappedOverlay(config_.root);
   if (!userns_support_.ok()) {

@@ -134,9 +134,11 @@ ImageStore::ImageStore(std::string root, store::Store& db, std::unique_ptr<Conte
                        std::unique_ptr<Registry> registry)
     : root_(std::move(root)), db_(db), content_(std::move(content)), registry_(std::move(registry)) {}
 
+// Crash points: none, it runs at every start, which does it again
 absl::StatusOr<std::unique_ptr<ImageStore>> ImageStore::Open(const std::string& root,
                                                             store::Store& db,
-                                                            RegistryOptions options) {
+                                                            RegistryOptions options,
+                                                            UnpackLimits limits) {
   CRIUS_ASSIGN_OR_RETURN(std::unique_ptr<ContentStore> content, ContentStore::Open(root));
   CRIUS_ASSIGN_OR_RETURN(std::unique_ptr<Registry> registry, Registry::Create(std::move(options)));
   std::string layers = absl::StrCat(root, "/layers");
@@ -145,6 +147,7 @@ absl::StatusOr<std::unique_ptr<ImageStore>> ImageStore::Open(const std::string& 
   }
   std::unique_ptr<ImageStore> s(
       new ImageStore(root, db, std::move(content), std::move(registry)));
+  s->limits_ = limits;
   // Unpacks a crash interrupted.
   UniqueFd dir(::open(layers.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dir) return ErrnoError(errno, absl::StrCat("open ", layers));
@@ -188,9 +191,9 @@ absl::Status ImageStore::Unpack(LayerInfo& layer) {
   if (::mkdir(tmp.c_str(), 0755) != 0) return ErrnoError(errno, absl::StrCat("mkdir ", tmp));
   auto remove_tmp = [&] {
     UniqueFd dir(::open(layers.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (dir) (void)RemoveTreeAt(dir.get(), tmp_name);
+    if (dir) (void)RemoveTreeAt(dir.get(), tmp_name);  // no crash point: as the mkdir
   };
-  absl::StatusOr<UnpackedLayer> r = UnpackLayer(content_->PathOf(layer.digest), tmp);
+  absl::StatusOr<UnpackedLayer> r = UnpackLayer(content_->PathOf(layer.digest), tmp, limits_);
   if (!r.ok()) {
     remove_tmp();
     return Annotate(r.status(), absl::StrCat("unpack layer ", layer.digest));

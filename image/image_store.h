@@ -21,6 +21,7 @@
 #include "image/pull_progress.h"
 #include "image/reference.h"
 #include "image/registry.h"
+#include "image/unpack.h"
 #include "store/store.h"
 
 namespace crius::image {
@@ -64,7 +65,8 @@ class ImageStore {
   // made, and collects blobs and layers no image references.
   static absl::StatusOr<std::unique_ptr<ImageStore>> Open(const std::string& root,
                                                          store::Store& db,
-                                                         RegistryOptions registry);
+                                                         RegistryOptions registry,
+                                                         UnpackLimits limits = {});
 
   // Abandons the pulls under way and waits for them to end.
   ~ImageStore();
@@ -114,6 +116,7 @@ class ImageStore {
   store::Store& db_;
   std::unique_ptr<ContentStore> content_;
   std::unique_ptr<Registry> registry_;
+  UnpackLimits limits_;
 
   std::mutex mu_;  // guards the maps below and serialises records and collection
   std::map<std::string, std::shared_ptr<PullJob>> pulls_;  // by reference

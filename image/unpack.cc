@@ -40,6 +40,8 @@ struct HashingSource {
   struct archive* raw = nullptr;  // decompressor (libarchive filters, "raw" format)
   EVP_MD_CTX* sha = nullptr;
   uint64_t bytes = 0;
+  uint64_t max_bytes = 0;
+  bool too_big = false;
   std::string error;
 };
 
@@ -52,6 +54,10 @@ la_ssize_t ReadDecompressed(struct archive*, void* data, const void** buf) {
   if (rc == ARCHIVE_EOF) return 0;
   if (rc != ARCHIVE_OK) {
     src->error = archive_error_string(src->raw) ? archive_error_string(src->raw) : "read error";
+    return -1;
+  }
+  if (size > src->max_bytes - src->bytes) {
+    src->too_big = true;
     return -1;
   }
   EVP_DigestUpdate(src->sha, block, size);
@@ -322,9 +328,16 @@ void Unpacker::FinishDirectories() {
   }
 }
 
+absl::Status TooBig(const UnpackLimits& limits) {
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "its uncompressed content passes ", limits.max_bytes >> 20,
+      " MiB (registry.max_unpacked_layer_mib): refused as a decompression bomb"));
+}
+
 }  // namespace
 
-absl::StatusOr<UnpackedLayer> UnpackLayer(const std::string& blob_path, const std::string& dest) {
+absl::StatusOr<UnpackedLayer> UnpackLayer(const std::string& blob_path, const std::string& dest,
+                                          const UnpackLimits& limits) {
   UniqueFd root(::open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!root) return ErrnoError(errno, absl::StrCat("open ", dest));
 
@@ -343,6 +356,7 @@ absl::StatusOr<UnpackedLayer> UnpackLayer(const std::string& blob_path, const st
 
   HashingSource src;
   src.raw = raw.get();
+  src.max_bytes = limits.max_bytes;
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> sha(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   src.sha = sha.get();
   EVP_DigestInit_ex(src.sha, EVP_sha256(), nullptr);
@@ -358,9 +372,12 @@ absl::StatusOr<UnpackedLayer> UnpackLayer(const std::string& blob_path, const st
   struct archive_entry* e;
   int rc;
   while ((rc = archive_read_next_header(tar.get(), &e)) == ARCHIVE_OK) {
-    if (absl::Status st = unpacker.Entry(tar.get(), e); !st.ok()) return st;
+    absl::Status st = unpacker.Entry(tar.get(), e);
+    if (src.too_big) return TooBig(limits);
+    if (!st.ok()) return st;
     ++out.entries;
   }
+  if (src.too_big) return TooBig(limits);
   if (rc != ARCHIVE_EOF) {
     std::string why = !src.error.empty() ? src.error
                       : archive_error_string(tar.get()) ? archive_error_string(tar.get())
@@ -372,6 +389,7 @@ absl::StatusOr<UnpackedLayer> UnpackLayer(const std::string& blob_path, const st
   const void* buf;
   while (ReadDecompressed(tar.get(), &src, &buf) > 0) {
   }
+  if (src.too_big) return TooBig(limits);
   unpacker.FinishDirectories();
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;

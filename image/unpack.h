@@ -21,8 +21,15 @@ struct UnpackedLayer {
   uint64_t entries = 0;
 };
 
+struct UnpackLimits {
+  // Of the uncompressed tar stream: a layer that inflates past it (a
+  // decompression bomb) fails with ResourceExhausted once it gets there.
+  uint64_t max_bytes = uint64_t{64} << 30;
+};
+
 // `dest` must be an existing, empty directory. On error, `dest` holds a part
 // of the layer: the caller removes it.
-absl::StatusOr<UnpackedLayer> UnpackLayer(const std::string& blob_path, const std::string& dest);
+absl::StatusOr<UnpackedLayer> UnpackLayer(const std::string& blob_path, const std::string& dest,
+                                          const UnpackLimits& limits = {});
 
 }  // namespace crius::image

@@ -227,6 +227,25 @@ def test_hostile_layers_fail_the_pull_and_leave_nothing(images, registry, name):
     assert not os.path.exists("/tmp/crius-escape")
 
 
+def test_a_decompression_bomb_fails_at_the_configured_limit_and_leaves_nothing(make_daemon, registry):
+    # 64 MiB of zeros is about 64 KiB gzipped: a thousand times smaller.
+    layer = harness.Layer().file("zeros", bytes(64 << 20))
+    pushed = harness.push(registry, harness.Image([layer]), "bomb")
+    d = make_daemon(config=insecure_config(registry) + "max_unpacked_layer_mib = 16\n")
+    with pytest.raises(grpc.RpcError) as e:
+        pull(d, pushed.ref)
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "passes 16 MiB (registry.max_unpacked_layer_mib)" in e.value.details()
+    assert pushed.ref in e.value.details()
+    assert list_images(d) == []
+    assert stored(d) == ([], [])
+    # The limit is the node's choice: above the layer's size it is pulled.
+    d.stop()
+    d.config_path.write_text(insecure_config(registry) + "max_unpacked_layer_mib = 65\n")
+    d.start()
+    pull(d, pushed.ref)
+
+
 def test_image_fs_info_counts_the_store(images, busybox):
     pb = images.pb
     empty = images.image.ImageFsInfo(pb.ImageFsInfoRequest()).image_filesystems[0]

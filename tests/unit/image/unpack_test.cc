@@ -102,10 +102,10 @@ class UnpackTest : public ::testing::Test {
     ASSERT_EQ(mkdir(dest_.c_str(), 0755), 0);
     ASSERT_EQ(mkdir((dir_ + "/outside").c_str(), 0755), 0);
   }
-  absl::StatusOr<UnpackedLayer> Unpack(const std::string& blob) {
+  absl::StatusOr<UnpackedLayer> Unpack(const std::string& blob, const UnpackLimits& limits = {}) {
     std::string path = dir_ + "/blob";
     std::ofstream(path, std::ios::binary) << blob;
-    return UnpackLayer(path, dest_);
+    return UnpackLayer(path, dest_, limits);
   }
   std::string Read(const std::string& rel) {
     std::ifstream in(dest_ + "/" + rel);
@@ -120,6 +120,22 @@ class UnpackTest : public ::testing::Test {
   const std::string dir_ = tmp_.path();
   const std::string dest_ = dir_ + "/layer";
 };
+
+TEST_F(UnpackTest, ALayerThatInflatesPastTheLimitIsRefused) {
+  // 8 MiB of zeros: gzip makes a few KiB of it.
+  TarBuilder t("gzip");
+  std::string blob = t.File("zeros", std::string(8 << 20, '\0')).Finish();
+  ASSERT_LT(blob.size(), 64u << 10);
+  UnpackLimits limits;
+  limits.max_bytes = 1 << 20;
+  absl::StatusOr<UnpackedLayer> r = Unpack(blob, limits);
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted) << r.status();
+  EXPECT_THAT(r.status().message(), HasSubstr("passes 1 MiB (registry.max_unpacked_layer_mib)"));
+  // Under the limit, the same layer unpacks.
+  limits.max_bytes = 9 << 20;
+  ASSERT_TRUE(Unpack(blob, limits).ok());
+  EXPECT_EQ(Read("zeros").size(), 8u << 20);
+}
 
 TEST_F(UnpackTest, KeepsFilesDirsLinksDevicesOwnersAndModes) {
   TarBuilder t;
