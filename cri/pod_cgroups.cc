@@ -46,7 +46,11 @@ absl::Status ReleaseParents(Runtime& rt, const std::vector<std::string>& levels)
   CRIUS_ASSIGN_OR_RETURN(std::vector<std::string> listed, rt.store().ListCgroupParents());
   std::set<std::string> recorded(listed.begin(), listed.end());
   for (auto it = levels.rbegin(); it != levels.rend(); ++it) {
-    if (!recorded.count(*it) || !rt.cgroups().RemoveIfEmpty(*it)) break;
+    if (!recorded.count(*it)) {
+      if (Exists(rt, *it)) break;  // not crius's
+      continue;                    // removed and forgotten before a crash
+    }
+    if (!rt.cgroups().RemoveIfEmpty(*it)) break;
     CRIUS_FAILPOINT("pod_cgroups.after_parent_removed");
     CRIUS_RETURN_IF_ERROR(rt.store().DeleteCgroupParent(*it));
     CRIUS_FAILPOINT("pod_cgroups.after_parent_forgotten");
