@@ -21,28 +21,22 @@ import datetime
 import json
 import os
 import platform
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-TOP = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(TOP / "tests" / "integration"))
-os.environ.setdefault("CRIUS_BUILD_DIR", str(TOP / "build"))
-os.environ.setdefault("CRIUS_PY_STUBS", os.path.join(os.environ["CRIUS_BUILD_DIR"], "python"))
+# common puts the tests' harness on sys.path.
+from common import (BUILD, CniCache, Containerd, bridge_network, close_run, confine, cpu_ns, procs,
+                    pss_kib)
+from harness import oci
+from harness.daemon import Daemon
+from harness.netns import Netns
+from harness.registry import Registry
 
-from harness import cri, oci  # noqa: E402
-from harness.daemon import Daemon  # noqa: E402
-from harness.netns import Netns  # noqa: E402
-from harness.registry import Registry  # noqa: E402
-
-BUILD = Path(os.environ["CRIUS_BUILD_DIR"])
-DEBS = BUILD / "test-debs"
 CGROUP_PARENT = "/crius-bench"
+DAEMONS = "/crius-bench-daemons"
 RUNTIMES = ("crius", "runc", "crun")
 
 
@@ -53,163 +47,6 @@ def pct(values, p):
     k = (len(values) - 1) * p / 100
     lo, hi = int(k), min(int(k) + 1, len(values) - 1)
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
-
-
-# --- cgroups: where a runtime's processes are, and their CPU time ------------------
-
-V2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
-
-
-def cgroup_dir(controller, path):
-    """A cgroup's directory in the hierarchy of `controller` (the one tree on v2)."""
-    path = path.strip("/")
-    return Path("/sys/fs/cgroup") / path if V2 else Path("/sys/fs/cgroup") / controller / path
-
-
-def cpu_ns(path):
-    """CPU time of everything in the cgroup `path` and below, nanoseconds."""
-    d = cgroup_dir("cpuacct", path)
-    try:
-        if V2:
-            for line in open(d / "cpu.stat"):
-                if line.startswith("usage_usec "):
-                    return int(line.split()[1]) * 1000
-            return 0
-        return int((d / "cpuacct.usage").read_text())
-    except FileNotFoundError:
-        return 0
-
-
-def procs(path):
-    try:
-        return [int(p) for p in (cgroup_dir("memory", path) / "cgroup.procs").read_text().split()]
-    except FileNotFoundError:
-        return []
-
-
-def pss_kib(pid):
-    try:
-        for line in open(f"/proc/{pid}/smaps_rollup"):
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return 0
-
-
-DAEMONS = "/crius-bench-daemons"
-
-
-def confine(pid, name):
-    """Puts a daemon (before it has children) in a cgroup of its own, so its
-    CPU time and that of what it starts (CNI plugins, shims) can be read."""
-    path = f"{DAEMONS}/{name}"
-    for controller in (("",) if V2 else ("cpuacct", "memory")):
-        d = cgroup_dir(controller, path)
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "cgroup.procs").write_text(str(pid))
-    return path
-
-
-# --- containerd from Debian's .debs ----------------------------------------------
-
-def unpacked_containerd():
-    """The unpacked root holding containerd, its runc shim, runc and crun."""
-    root = BUILD / "bench-root"
-    if (root / ".done").exists():
-        return root
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
-    for package in ("containerd", "runc", "crun", "libyajl2"):
-        debs = sorted(DEBS.glob(f"{package}_*.deb"))
-        if not debs:
-            raise SystemExit(f"bench: no {package}.deb in {DEBS}: run it as ./build.sh bench")
-        subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(root)], check=True)
-    (root / ".done").write_text("")
-    return root
-
-
-class Containerd:
-    """containerd with its CRI plugin on its own socket, root, state and CNI
-    network, in `netns`, inside a mount namespace of its own without the
-    empty cgroup2 tree of a hybrid host (crun 1.8 refuses such a host)."""
-
-    def __init__(self, workdir, netns, registry, pause_ref, cni_dir):
-        self.root = unpacked_containerd()
-        self.workdir = workdir
-        self.socket = workdir / "containerd.sock"
-        usr = self.root / "usr"
-        runc = usr / "sbin" / "runc"
-        crun = usr / "bin" / "crun"
-        config = f"""version = 2
-root = "{workdir}/root"
-state = "{workdir}/state"
-[grpc]
-  address = "{self.socket}"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{pause_ref}"
-  # This node lacks CAP_SYS_RESOURCE: a negative oom_score_adj cannot be set.
-  restrict_oom_score_adj = true
-  netns_mounts_under_state_dir = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        BinaryName = "{runc}"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun.options]
-        BinaryName = "{crun}"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "{cni_dir}"
-  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."{registry.host}"]
-    endpoint = ["http://{registry.host}"]
-"""
-        (workdir / "config.toml").write_text(config)
-        hide = "mountpoint -q /sys/fs/cgroup/unified && umount /sys/fs/cgroup/unified; "
-        self.command = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-                        hide + f'exec nsenter --net={netns.path} containerd --config "$0"',
-                        str(workdir / "config.toml")]
-        self.env = dict(os.environ, PATH=f"{usr}/bin:{usr}/sbin:{os.environ['PATH']}",
-                        LD_LIBRARY_PATH=str(usr / "lib" / "x86_64-linux-gnu"))
-        self.proc = None
-        self.client = None
-
-    def start(self, timeout=30):
-        log = open(self.workdir / "containerd.log", "ab")
-        self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                     env=self.env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            if self.socket.exists():
-                c = cri.Client(self.socket)
-                try:
-                    c.runtime.Status(c.pb.StatusRequest(), timeout=2)
-                    self.client = c
-                    return self
-                except Exception:  # noqa: BLE001 - not up yet
-                    c.close()
-            time.sleep(0.1)
-        raise SystemExit(f"bench: containerd did not come up; see {self.workdir}/containerd.log")
-
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def stop(self):
-        if self.client:
-            self.client.close()
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 # --- one CRI endpoint under test ---------------------------------------------------
@@ -493,22 +330,6 @@ def table(results):
     return "\n".join(rows), out
 
 
-def remove_cgroups():
-    """Whatever is left under /crius-bench (kubelet would remove the pod
-    cgroups it made) and the daemons' cgroups, in every hierarchy, deepest
-    first."""
-    bases = [Path("/sys/fs/cgroup")] + [p for p in Path("/sys/fs/cgroup").iterdir() if p.is_dir()]
-    for base, name in ((b, n) for b in bases for n in (CGROUP_PARENT, DAEMONS)):
-        top = base / name.strip("/")
-        if not top.is_dir():
-            continue
-        for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + [top]:
-            try:
-                d.rmdir()
-            except OSError:
-                pass
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--smoke", action="store_true", help="a few iterations, to show the driver works (CI)")
@@ -520,10 +341,7 @@ def main():
     out_path = Path(args.out) if args.out else BUILD / "bench-results.json"
 
     work = Path(tempfile.mkdtemp(prefix="crius-bench-"))
-    # libcni's cache (containerd's results) has no other place: what of it
-    # this run makes is removed at the end.
-    cni_cache = [Path("/var/lib/cni"), Path("/var/lib/cni/results")]
-    made_cache = [p for p in cni_cache if not p.exists()]
+    cni_cache = CniCache()
     ns, registry, crius, ctrd = Netns(prefix="crius-bench"), None, None, None
     try:
         ns.create()
@@ -533,13 +351,7 @@ def main():
         pull_image = oci.push(registry, oci.busybox_image(), "bench/busybox")
         for name, bridge, subnet in (("crius", "cbr-crius", "10.201.0.0/16"), ("containerd", "cbr-ctrd",
                                                                                 "10.202.0.0/16")):
-            d = work / f"net-{name}"
-            d.mkdir()
-            (d / "10-bench.conflist").write_text(json.dumps({
-                "cniVersion": "1.0.0", "name": f"bench-{name}", "plugins": [
-                    {"type": "bridge", "bridge": bridge, "isGateway": True, "ipMasq": False,
-                     "ipam": {"type": "host-local", "dataDir": str(work / "ipam"),
-                              "ranges": [[{"subnet": subnet}]]}}]}))
+            bridge_network(work / f"net-{name}", f"bench-{name}", bridge, subnet, work / "ipam")
         (work / "crius").mkdir()
         crius = Daemon(netns=ns, workdir=work / "crius", config=(
             f'[registry]\ninsecure = ["{registry.host}"]\n'
@@ -548,7 +360,7 @@ def main():
         (work / "containerd").mkdir()
         ctrd = Containerd(work / "containerd", ns, registry, pause.ref, work / "net-containerd").start()
         logs = work / "logs"
-        crius_cg, ctrd_cg = confine(crius.pid, "crius"), confine(ctrd.pid, "containerd")
+        crius_cg, ctrd_cg = confine(crius.pid, f"{DAEMONS}/crius"), confine(ctrd.pid, f"{DAEMONS}/containerd")
         runtimes = [Runtime("crius", crius.client, "", crius.pid, busybox.ref, logs, crius_cg),
                     Runtime("runc", ctrd.client, "runc", ctrd.pid, busybox.ref, logs, ctrd_cg),
                     Runtime("crun", ctrd.client, "crun", ctrd.pid, busybox.ref, logs, ctrd_cg)]
@@ -604,17 +416,7 @@ def main():
             except Exception as e:  # noqa: BLE001
                 print(f"bench: containerd cleanup: {e}", file=sys.stderr)
             ctrd.stop()
-        if registry is not None:
-            registry.close()
-        ns.delete()
-        remove_cgroups()
-        for p in reversed(made_cache):
-            try:
-                p.rmdir()
-            except OSError:
-                pass
-        subprocess.run(["umount", "-R", str(work)], capture_output=True)
-        shutil.rmtree(work, ignore_errors=True)
+        close_run(registry, ns, cni_cache, work, CGROUP_PARENT, DAEMONS)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 // macros, which would break the CRI Signal enum that uses the same names.
 #include "cri/server.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -105,7 +106,7 @@ int main(int argc, char** argv) {
   crius::InitSystemdNotify();
   crius::failpoint::InitFromEnvironment();
 
-  // Signals are taken by one thread with sigwait; every other thread (gRPC's
+  // Signals are taken by one thread (below); every other thread (gRPC's
   // included) inherits the blocked mask.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -129,9 +130,14 @@ int main(int argc, char** argv) {
     LOG_WARN("%s", st.message());
   }
 
+  // The same thread gives the heap's free memory back to the kernel every
+  // kTrimEvery: glibc keeps what a burst of RPCs freed on the free lists of
+  // each thread's arena (about 2 MiB over 10,000 pod cycles), where it would
+  // count as criusd's RSS until reused.
   std::thread signals([&] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
+    constexpr struct timespec kTrimEvery = {30, 0};
+    int sig;
+    while ((sig = sigtimedwait(&stop_signals, nullptr, &kTrimEvery)) < 0) malloc_trim(0);
     LOG_INFO("received %s: stopping", strsignal(sig));
     if (absl::Status st = crius::SystemdNotify("STOPPING=1"); !st.ok()) LOG_WARN("%s", st.message());
     (*server)->Shutdown();
