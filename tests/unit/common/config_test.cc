@@ -64,6 +64,19 @@ TEST(ConfigTest, WrongTypeIsNamed) {
   }
 }
 
+TEST(ConfigTest, IntegerOutsideItsRangeIsNamed) {
+  // 0 would refuse every layer, 2^30 MiB (1 PiB) is no limit at all.
+  for (const char* value : {"0", "-1", "1073741825"}) {
+    auto c = ParseConfig(absl::StrCat("[registry]\nmax_unpacked_layer_mib = ", value, "\n"), "f.toml");
+    ASSERT_FALSE(c.ok()) << value;
+    EXPECT_THAT(c.status().message(), HasSubstr("key \"registry.max_unpacked_layer_mib\": "));
+    EXPECT_THAT(c.status().message(), HasSubstr(absl::StrCat(value, " is not between 1 and 1073741824")));
+  }
+  auto c = ParseConfig("[registry]\nmax_unpacked_layer_mib = 1073741824\n", "f.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->registry.max_unpacked_layer_mib, int64_t{1} << 30);
+}
+
 TEST(ConfigTest, MirrorsAreATableOfStringArrays) {
   absl::StatusOr<Config> c = ParseConfig(
       "[registry.mirrors]\n\"gcr.io\" = [\"http://127.0.0.1:5000\"]\n", "f.toml");
