@@ -1,5 +1,7 @@
 #include "image/manifest.h"
 
+#include <set>
+
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
@@ -197,17 +199,22 @@ absl::StatusOr<ImageConfig> ParseImageConfig(absl::string_view body) {
 
 absl::StatusOr<Descriptor> ChoosePlatform(const Index& index, absl::string_view os,
                                           absl::string_view architecture) {
+  // Each platform once, in index order, and only the first few: an index may
+  // have thousands of entries, and the error must stay readable.
+  constexpr size_t kShown = 8;
   std::vector<std::string> offered;
+  std::set<std::string> seen;
   for (const Descriptor& d : index.manifests) {
     if (d.platform.os == os && d.platform.architecture == architecture) return d;
     std::string p = absl::StrCat(d.platform.os, "/", d.platform.architecture);
     if (!d.platform.variant.empty()) absl::StrAppend(&p, "/", d.platform.variant);
-    offered.push_back(p);
+    if (seen.insert(p).second && offered.size() < kShown) offered.push_back(p);
   }
-  return absl::NotFoundError(absl::StrCat("no manifest for ", os, "/", architecture,
-                                          " in the index (it offers: ",
-                                          offered.empty() ? "nothing" : absl::StrJoin(offered, ", "),
-                                          ")"));
+  std::string more = seen.size() > kShown ? absl::StrCat(" and ", seen.size() - kShown, " more") : "";
+  return absl::NotFoundError(absl::StrCat(
+      "no manifest for ", os, "/", architecture, " in the index of ", index.manifests.size(),
+      index.manifests.size() == 1 ? " entry" : " entries", " (it offers: ",
+      offered.empty() ? "nothing" : absl::StrJoin(offered, ", "), more, ")"));
 }
 
 absl::StatusOr<std::string> LayerCompression(absl::string_view t) {

@@ -58,6 +58,11 @@ std::string Escape(CURL* curl, const std::string& s) {
   return out;
 }
 
+absl::Status TooLarge(const std::string& what, size_t limit, absl::string_view kind) {
+  return absl::ResourceExhaustedError(
+      absl::StrCat(what, " is larger than the ", limit >> 20, " MiB ", kind, " may have"));
+}
+
 absl::Status HttpError(long status, const std::string& what, const std::string& body) {
   // Registries explain errors as {"errors":[{"code":..,"message":..}]}.
   std::string detail;
@@ -219,6 +224,8 @@ absl::StatusOr<Registry::Response> Registry::Perform(const std::string& url,
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
   }
+  // No CURLOPT_ACCEPT_ENCODING: a body is taken as the bytes sent, never
+  // inflated, so a compressed response cannot pass the size limits.
   curl_easy_setopt(c, CURLOPT_USERAGENT, "crius");
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -321,11 +328,12 @@ absl::StatusOr<Registry::Response> Registry::Get(const Endpoint& ep, const std::
 
 absl::StatusOr<FetchedManifest> Registry::GetManifest(const Endpoint& ep, const std::string& reference,
                                                       const Credentials& creds, PullProgress* progress) {
-  CRIUS_ASSIGN_OR_RETURN(Response resp,
-                         Get(ep, absl::StrCat("/manifests/", reference),
-                             {absl::StrCat("Accept: ", kManifestAccept)}, creds, nullptr,
-                             kMaxManifestBytes, progress));
   std::string what = absl::StrCat("manifest ", ep.repository, ":", reference, " at ", ep.base);
+  absl::StatusOr<Response> got = Get(ep, absl::StrCat("/manifests/", reference),
+                                     {absl::StrCat("Accept: ", kManifestAccept)}, creds, nullptr,
+                                     kMaxManifestBytes, progress);
+  if (absl::IsResourceExhausted(got.status())) return TooLarge(what, kMaxManifestBytes, "a manifest");
+  CRIUS_ASSIGN_OR_RETURN(Response resp, std::move(got));
   if (resp.status != 200) return HttpError(resp.status, absl::StrCat("GET ", what), resp.body);
   FetchedManifest m;
   m.digest = Sha256Digest(resp.body);
@@ -350,11 +358,14 @@ absl::StatusOr<std::string> Registry::GetSmallBlob(const Endpoint& ep, const Des
                                                    const Credentials& creds, PullProgress* progress) {
   std::string what = absl::StrCat("blob ", d.digest, " of ", ep.repository, " at ", ep.base);
   if (d.size > static_cast<int64_t>(kMaxConfigBytes)) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " is ", d.size, " bytes, more than ",
-                                                   kMaxConfigBytes, " allowed for it"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " is ", d.size, " bytes by its descriptor, more than the ",
+                     kMaxConfigBytes >> 20, " MiB an image config may have"));
   }
-  CRIUS_ASSIGN_OR_RETURN(Response resp, Get(ep, absl::StrCat("/blobs/", d.digest), {}, creds,
-                                            nullptr, kMaxConfigBytes, progress));
+  absl::StatusOr<Response> answer = Get(ep, absl::StrCat("/blobs/", d.digest), {}, creds, nullptr,
+                                        kMaxConfigBytes, progress);
+  if (absl::IsResourceExhausted(answer.status())) return TooLarge(what, kMaxConfigBytes, "an image config");
+  CRIUS_ASSIGN_OR_RETURN(Response resp, std::move(answer));
   if (resp.status != 200) return HttpError(resp.status, absl::StrCat("GET ", what), resp.body);
   std::string got = Sha256Digest(resp.body);
   if (got != d.digest) {

@@ -28,6 +28,7 @@ namespace {
 
 constexpr absl::string_view kWhiteoutPrefix = ".wh.";
 constexpr absl::string_view kOpaqueMarker = ".wh..wh..opq";
+constexpr absl::string_view kAufsPrefix = ".wh..wh.";  // aufs' own metadata (.wh..wh.plnk ...)
 
 struct ArchiveDeleter {
   void operator()(struct archive* a) const { archive_read_free(a); }
@@ -153,7 +154,9 @@ absl::Status Unpacker::RemoveExisting(int parent, const std::string& name, bool 
   if (::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return absl::OkStatus();
   if (S_ISDIR(st.st_mode)) {
     if (keep_dir) return absl::OkStatus();
-    // A later entry replaces a directory: remove it with what it holds.
+    // A later entry replaces a directory: remove it with what it holds. The
+    // cached parent may be it, or below it: no longer a path of the layer.
+    cached_parent_path_ = "\x01";
     return Annotate(RemoveTreeAt(parent, name), absl::StrCat("replace directory ", name));
   }
   if (::unlinkat(parent, name.c_str(), 0) != 0) return ErrnoError(errno, absl::StrCat("replace ", name));
@@ -171,8 +174,11 @@ absl::Status Unpacker::Whiteout(int parent, absl::string_view parent_path, absl:
     return absl::OkStatus();
   }
   std::string hidden(name.substr(kWhiteoutPrefix.size()));
-  if (absl::StartsWith(hidden, kWhiteoutPrefix) || hidden.empty() || hidden == "." || hidden == "..") {
-    return absl::OkStatus();  // aufs bookkeeping (.wh..wh.plnk etc.): not content
+  if (absl::StartsWith(name, kAufsPrefix)) return absl::OkStatus();  // not content
+  if (hidden.empty() || hidden == "." || hidden == "..") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "whiteout \"", parent_path, parent_path.empty() ? "" : "/", name, "\" hides \"", hidden,
+        "\", which is no entry of its directory"));
   }
   CRIUS_RETURN_IF_ERROR(RemoveExisting(parent, hidden, false));
   if (::mknodat(parent, hidden.c_str(), S_IFCHR | 0, makedev(0, 0)) != 0) {
@@ -236,6 +242,14 @@ absl::Status Unpacker::Entry(struct archive* tar, struct archive_entry* e) {
   size_t slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "" : path.substr(0, slash);
   std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  // A whiteout hides a name; it is never a directory an entry goes into.
+  for (absl::string_view part : absl::StrSplit(dir, '/', absl::SkipEmpty())) {
+    bool aufs = absl::StartsWith(part, kAufsPrefix) && part != kOpaqueMarker;
+    if (absl::StartsWith(part, kWhiteoutPrefix) && !aufs) {
+      return absl::InvalidArgumentError(absl::StrCat("entry \"", raw, "\" is under the whiteout \"",
+                                                     part, "\""));
+    }
+  }
   CRIUS_ASSIGN_OR_RETURN(int parent, Parent(dir));
 
   if (absl::StartsWith(name, kWhiteoutPrefix)) return Whiteout(parent, dir, name);

@@ -5,7 +5,8 @@
 // Nothing in a layer may reach outside its directory: absolute paths, ".."
 // components, and entries whose path would pass through a symlink that
 // leaves the directory fail the unpack (every path is resolved with
-// openat2(RESOLVE_BENEATH) below the layer's directory fd).
+// openat2(RESOLVE_BENEATH) below the layer's directory fd). So do whiteouts
+// that hide "." or "..", and entries under a whiteout name (".wh.a/b").
 #pragma once
 
 #include <cstdint>

@@ -2,7 +2,6 @@
 (Debian's docker-registry on 127.0.0.1), with images the tests build."""
 import json
 import os
-import tarfile
 import threading
 
 import grpc
@@ -196,54 +195,7 @@ def test_setuid_and_ownership_survive(images, registry):
     assert (st.st_uid, st.st_gid) == (1000, 1000)
 
 
-def member(name, kind=tarfile.REGTYPE, target=""):
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname, info.mode = kind, target, 0o644
-    return info
-
-
-HOSTILE = {
-    "dotdot": ([(member("../crius-escape"), b"x")], '".." component'),
-    "absolute": ([(member("/tmp/crius-escape"), b"x")], "absolute path"),
-    "symlink-out": ([(member("evil", tarfile.SYMTYPE, "/tmp"), b""),
-                     (member("evil/crius-escape"), b"x")], "leads outside the layer"),
-    "symlink-up": ([(member("up", tarfile.SYMTYPE, "../../.."), b""),
-                    (member("up/tmp/crius-escape"), b"x")], "leads outside the layer"),
-    "hardlink-out": ([(member("h", tarfile.LNKTYPE, "../../etc/passwd"), b"")], '".." component'),
-}
-
-
-@pytest.mark.parametrize("name", sorted(HOSTILE))
-def test_hostile_layers_fail_the_pull_and_leave_nothing(images, registry, name):
-    members, why = HOSTILE[name]
-    layer = harness.RawLayer(harness.raw_tar(*members))
-    pushed = harness.push(registry, harness.Image([layer]), f"hostile-{name}")
-    with pytest.raises(grpc.RpcError) as e:
-        pull(images, pushed.ref)
-    assert why in e.value.details()
-    assert pushed.ref in e.value.details()
-    assert list_images(images) == []
-    assert stored(images)[1] == []
-    assert not os.path.exists("/tmp/crius-escape")
-
-
-def test_a_decompression_bomb_fails_at_the_configured_limit_and_leaves_nothing(make_daemon, registry):
-    # 64 MiB of zeros is about 64 KiB gzipped: a thousand times smaller.
-    layer = harness.Layer().file("zeros", bytes(64 << 20))
-    pushed = harness.push(registry, harness.Image([layer]), "bomb")
-    d = make_daemon(config=insecure_config(registry) + "max_unpacked_layer_mib = 16\n")
-    with pytest.raises(grpc.RpcError) as e:
-        pull(d, pushed.ref)
-    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "passes 16 MiB (registry.max_unpacked_layer_mib)" in e.value.details()
-    assert pushed.ref in e.value.details()
-    assert list_images(d) == []
-    assert stored(d) == ([], [])
-    # The limit is the node's choice: above the layer's size it is pulled.
-    d.stop()
-    d.config_path.write_text(insecure_config(registry) + "max_unpacked_layer_mib = 65\n")
-    d.start()
-    pull(d, pushed.ref)
+# Hostile layers, bombs and giants: test_image_pull_hostile_images.py.
 
 
 def test_image_fs_info_counts_the_store(images, busybox):

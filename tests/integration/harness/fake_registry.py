@@ -6,6 +6,7 @@ what Debian's docker-registry refuses to serve. It counts every request.
         fake.manifest("repo", "tag", body, media_type)
         fake.blob("repo", digest, data, cut_after=100)
         fake.blob("repo", digest, data, stall_after=100)  # then waits for fake.release()
+        fake.manifest("repo", "tag", gzipped, media_type, headers={"Content-Encoding": "gzip"})
         ... pull f"{fake.host}/repo:tag" ...
         fake.hits("/v2/repo/blobs/" + digest)
         fake.stalled()    # responses waiting now; fake.hung_up(): ones whose client left
@@ -25,6 +26,7 @@ class FakeRegistry:
     def __init__(self):
         self.manifests = {}  # (repo, reference) -> (body, media type)
         self.blobs = {}      # (repo, digest) -> (data, cut_after or None, stall_after or None)
+        self.headers = {}    # (repo, reference) -> extra response headers
         self.requests = collections.Counter()
         self.server = None
         self._released = threading.Event()
@@ -36,12 +38,13 @@ class FakeRegistry:
     def host(self):
         return f"127.0.0.1:{self.server.server_port}"
 
-    def manifest(self, repo, reference, body, media_type):
+    def manifest(self, repo, reference, body, media_type, headers=None):
         if isinstance(body, str):
             body = body.encode()
-        self.manifests[(repo, reference)] = (body, media_type)
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
-        self.manifests[(repo, digest)] = (body, media_type)
+        for ref in (reference, digest):
+            self.manifests[(repo, ref)] = (body, media_type)
+            self.headers[(repo, ref)] = dict(headers or {})
         return digest
 
     def blob(self, repo, digest, data, cut_after=None, stall_after=None):
@@ -96,10 +99,10 @@ class FakeRegistry:
         repo, _, kind = repo_and_kind.rpartition("/")
         if kind == "manifests" and (repo, reference) in self.manifests:
             body, media_type = self.manifests[(repo, reference)]
-            return 200, media_type, body, None
+            return 200, media_type, body, self.headers.get((repo, reference))
         if kind == "blobs" and (repo, reference) in self.blobs:
             data, cut, stall = self.blobs[(repo, reference)]
-            return 200, "application/octet-stream", data, (cut, stall)
+            return 200, "application/octet-stream", data, {"cut": cut, "stall": stall}
         return 404, "application/json", b'{"errors":[{"code":"NOT_FOUND","message":"unknown"}]}', None
 
     def __enter__(self):
@@ -110,9 +113,12 @@ class FakeRegistry:
 
             def do_GET(self):
                 status, media_type, body, how = fake._answer(self)
-                cut, stall = how or (None, None)
+                how = dict(how or {})
+                cut, stall = how.pop("cut", None), how.pop("stall", None)
                 self.send_response(status)
                 self.send_header("Content-Type", media_type)
+                for name, value in how.items():  # the rest are headers
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if stall is not None and not fake._released.is_set():

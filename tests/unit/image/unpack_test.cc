@@ -264,7 +264,21 @@ INSTANTIATE_TEST_SUITE_P(
                   t.Symlink("up", "..").Hardlink("pwned", "up/outside");
                 }, "leads outside the layer"},
         Hostile{"HardlinkToMissing", [](TarBuilder& t) { t.Hardlink("pwned", "nothing"); },
-                "hard link pwned -> nothing"}),
+                "hard link pwned -> nothing"},
+        Hostile{"SymlinkChain", [](TarBuilder& t) {
+                  t.Symlink("c", "../outside").Symlink("b", "c").Symlink("a", "b").File("a/pwned", "x");
+                }, "leads outside the layer through a symlink"},
+        // The directory the last entry's parent was is gone: a symlink took its name.
+        Hostile{"DirReplacedBySymlink", [](TarBuilder& t) {
+                  t.Dir("x").File("x/a", "a").Symlink("x", "../outside").File("x/pwned", "x");
+                }, "leads outside the layer through a symlink"},
+        Hostile{"WhiteoutOfDotDot", [](TarBuilder& t) { t.Dir("a").File("a/.wh...", ""); },
+                "whiteout \"a/.wh...\" hides \"..\""},
+        Hostile{"WhiteoutOfNothing", [](TarBuilder& t) { t.File(".wh.", ""); }, "hides \"\""},
+        Hostile{"UnderAWhiteout", [](TarBuilder& t) { t.File(".wh.a/pwned", "x"); },
+                "is under the whiteout \".wh.a\""},
+        Hostile{"UnderTheOpaqueMarker", [](TarBuilder& t) { t.File("d/.wh..wh..opq/pwned", "x"); },
+                "is under the whiteout \".wh..wh..opq\""}),
     [](const auto& info) { return info.param.name; });
 
 TEST_F(UnpackTest, GarbageIsNotATar) {
