@@ -342,6 +342,20 @@ Server::~Server() {
   if (thread_.joinable()) thread_.join();
 }
 
+void Server::Serve(UniqueFd connection) {
+  int fd = connection.release();
+  asio::post(impl_->io, [impl = impl_.get(), fd] {
+    tcp::socket socket(impl->io);
+    error_code ec;
+    socket.assign(tcp::v4(), fd, ec);
+    if (ec) {
+      ::close(fd);
+      return;
+    }
+    std::make_shared<HttpSession>(std::move(socket), impl)->Start();
+  });
+}
+
 absl::StatusOr<std::string> Server::Url(Request req) {
   Request::Kind kind = req.kind;
   absl::StatusOr<std::string> token = impl_->cache.Insert(std::move(req));

@@ -66,6 +66,9 @@ class Server {
 
   // "http://127.0.0.1:PORT/<kind>/<token>" for a new one-time token.
   absl::StatusOr<std::string> Url(Request req);
+  // Serves a connected stream socket that did not come through the
+  // listening one (the fuzz target's end of a socketpair) as if it had.
+  void Serve(UniqueFd connection);
   int port() const { return port_; }
   const std::string& base_url() const { return base_url_; }
 

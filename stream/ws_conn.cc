@@ -32,7 +32,7 @@ void WsConn::Read() {
       self->Finished();
       return;
     }
-    self->Touch();
+    if (!self->closing_) self->Touch();
     std::string data = beast::buffers_to_string(self->in_.data());
     self->in_.consume(self->in_.size());
     self->handler_->OnMessage(std::move(data));
@@ -51,15 +51,16 @@ void WsConn::Flush() {
   if (out_.empty()) {
     if (closing_) {
       writing_ = true;
-      ws_.async_close(beast::websocket::close_code::normal, [self = shared_from_this()](error_code) {
-        self->writing_ = false;
-        // The read loop ends when the client answers the close; if it
-        // never does, the timer ends it.
-        self->idle_.expires_after(std::chrono::seconds(5));
-        self->idle_.async_wait([self](error_code ec) {
-          if (!ec) self->Abort();
-        });
+      // The read loop ends when the client answers the close. If it never
+      // does, or the close never completes (Beast's close, and a read that
+      // fails the connection meanwhile, can each wait for the other's
+      // lock), the timer ends it.
+      idle_.expires_after(std::chrono::seconds(5));
+      idle_.async_wait([self = shared_from_this()](error_code ec) {
+        if (!ec) self->Abort();
       });
+      ws_.async_close(beast::websocket::close_code::normal,
+                      [self = shared_from_this()](error_code) { self->writing_ = false; });
     }
     return;
   }

@@ -12,6 +12,7 @@
 
 #include "unikernel/core/abi/hvt_abi.h"
 #include "unikernel/core/abi/mft_abi.h"
+#include "unikernel/core/elf_image.h"
 #include "unikernel/core/terr.h"
 
 struct hvt_backend; /* owned by the backend (hvt_kvm_x86_64.c) */
@@ -22,6 +23,10 @@ struct hvt {
     uint64_t cpu_cycle_freq;
     struct mft *mft;   /* the guest's manifest, attached */
     bool shutdown_aware;
+    /* The guest's read-only segments, [start, end): the backend protects
+     * them from the guest, hvt_checked_gpa_w from the tender's own writes. */
+    struct { uint64_t start, end; } ro[ELF_MAX_SEGMENTS];
+    unsigned nro;
     struct hvt_backend *b;
 };
 
@@ -37,9 +42,21 @@ static inline void *hvt_gpa(const struct hvt *h, hvt_gpa_t gpa, uint64_t len)
  * memory the tender reads. */
 void *hvt_checked_gpa(const struct hvt *h, hvt_gpa_t gpa, uint64_t len, const char *what);
 /* The same for memory the tender writes: it must also lie at or above
- * HVT_GUEST_MIN_BASE, so a guest cannot have the tender rewrite what the
- * guest itself may not (page tables, GDT, boot info). */
+ * HVT_GUEST_MIN_BASE and outside the guest's read-only segments, so a guest
+ * cannot have the tender rewrite what the guest itself may not (page
+ * tables, GDT, boot info, its own code). */
 void *hvt_checked_gpa_w(const struct hvt *h, hvt_gpa_t gpa, uint64_t len, const char *what);
+
+/* A hypercall's argument struct where the guest put it: at any address, so
+ * the tender assumes no alignment (the guest's C does; the guest may not). */
+typedef struct hvt_hc_walltime __attribute__((aligned(1))) hvt_arg_walltime;
+typedef struct hvt_hc_puts __attribute__((aligned(1))) hvt_arg_puts;
+typedef struct hvt_hc_poll __attribute__((aligned(1))) hvt_arg_poll;
+typedef struct hvt_hc_halt __attribute__((aligned(1))) hvt_arg_halt;
+typedef struct hvt_hc_block_write __attribute__((aligned(1))) hvt_arg_block_write;
+typedef struct hvt_hc_block_read __attribute__((aligned(1))) hvt_arg_block_read;
+typedef struct hvt_hc_net_write __attribute__((aligned(1))) hvt_arg_net_write;
+typedef struct hvt_hc_net_read __attribute__((aligned(1))) hvt_arg_net_read;
 
 typedef void (*hvt_hypercall_fn)(struct hvt *h, hvt_gpa_t arg);
 

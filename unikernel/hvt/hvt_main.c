@@ -68,12 +68,32 @@ void *hvt_checked_gpa_w(const struct hvt *h, hvt_gpa_t gpa, uint64_t len, const 
         tender_exit(TENDER_EXIT_FAULT,
                     "guest fault: %s at 0x%llx is below the guest's writable memory (0x%x)",
                     what, (unsigned long long)gpa, HVT_GUEST_MIN_BASE);
-    return hvt_checked_gpa(h, gpa, len, what);
+    void *p = hvt_checked_gpa(h, gpa, len, what);
+    for (unsigned i = 0; i < h->nro; i++)
+        if (gpa < h->ro[i].end && gpa + len > h->ro[i].start)
+            tender_exit(TENDER_EXIT_FAULT,
+                        "guest fault: %s at 0x%llx (+%llu bytes) is in a read-only segment "
+                        "of the guest (0x%llx-0x%llx)", what, (unsigned long long)gpa,
+                        (unsigned long long)len, (unsigned long long)h->ro[i].start,
+                        (unsigned long long)h->ro[i].end);
+    return p;
+}
+
+/* Makes [start, end) of guest memory read-only, for the guest and for what
+ * the tender writes on its behalf. */
+static int protect_segment(struct hvt *h, uint64_t start, uint64_t end, struct terr *e)
+{
+    if (hvt_backend_protect(h, start, end, e) < 0)
+        return -1;
+    h->ro[h->nro].start = start;
+    h->ro[h->nro].end = end;
+    h->nro++;
+    return 0;
 }
 
 static void hc_walltime(struct hvt *h, hvt_gpa_t arg)
 {
-    struct hvt_hc_walltime *t = hvt_checked_gpa_w(h, arg, sizeof *t, "WALLTIME argument");
+    hvt_arg_walltime *t = hvt_checked_gpa_w(h, arg, sizeof *t, "WALLTIME argument");
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     t->nsecs = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
@@ -81,7 +101,7 @@ static void hc_walltime(struct hvt *h, hvt_gpa_t arg)
 
 static void hc_puts(struct hvt *h, hvt_gpa_t arg)
 {
-    struct hvt_hc_puts *p = hvt_checked_gpa(h, arg, sizeof *p, "PUTS argument");
+    hvt_arg_puts *p = hvt_checked_gpa(h, arg, sizeof *p, "PUTS argument");
     uint64_t len = p->len;
     const char *data = hvt_checked_gpa(h, p->data, len, "PUTS data");
     while (len > 0) {
@@ -97,7 +117,7 @@ static void hc_puts(struct hvt *h, hvt_gpa_t arg)
 
 static void hc_poll(struct hvt *h, hvt_gpa_t arg)
 {
-    struct hvt_hc_poll *p = hvt_checked_gpa_w(h, arg, sizeof *p, "POLL argument");
+    hvt_arg_poll *p = hvt_checked_gpa_w(h, arg, sizeof *p, "POLL argument");
     struct epoll_event ev[MFT_MAX_ENTRIES + 1];
     uint64_t timeout = p->timeout_nsecs;
     struct itimerspec it = {
@@ -133,7 +153,7 @@ static void hc_poll(struct hvt *h, hvt_gpa_t arg)
 bool hvt_core_hypercall(struct hvt *h, unsigned nr, hvt_gpa_t arg, int *status)
 {
     if (nr == HVT_HYPERCALL_HALT) {
-        struct hvt_hc_halt *t = hvt_checked_gpa(h, arg, sizeof *t, "HALT argument");
+        hvt_arg_halt *t = hvt_checked_gpa(h, arg, sizeof *t, "HALT argument");
         *status = t->exit_status;
         return true;
     }
@@ -264,8 +284,7 @@ static int load_guest(struct hvt *h, const struct tender_args *a, struct terr *e
         goto out;
     elf_copy_segments(&img, file, h->mem);
     for (unsigned i = 0; i < img.nseg; i++)
-        if (!img.seg[i].w &&
-            hvt_backend_protect(h, img.seg[i].start, img.seg[i].end, e) < 0)
+        if (!img.seg[i].w && protect_segment(h, img.seg[i].start, img.seg[i].end, e) < 0)
             goto out;
     /* The vCPU first: the boot info carries its TSC frequency. */
     if (hvt_backend_vcpu_init(h, img.entry, e) < 0 || write_boot_info(h, &img, a, e) < 0)

@@ -42,7 +42,7 @@ static int full_io(bool write, int fd, void *buf, uint64_t len, uint64_t off)
 
 static void hc_block_write(struct hvt *h, hvt_gpa_t arg)
 {
-    struct hvt_hc_block_write *w = hvt_checked_gpa_w(h, arg, sizeof *w, "BLOCK_WRITE argument");
+    hvt_arg_block_write *w = hvt_checked_gpa_w(h, arg, sizeof *w, "BLOCK_WRITE argument");
     struct mft_entry *x = block_entry(w->handle);
     if (!x || !request_ok(x, w->offset, w->len)) {
         w->ret = HVT_R_EINVAL;
@@ -54,7 +54,7 @@ static void hc_block_write(struct hvt *h, hvt_gpa_t arg)
 
 static void hc_block_read(struct hvt *h, hvt_gpa_t arg)
 {
-    struct hvt_hc_block_read *r = hvt_checked_gpa_w(h, arg, sizeof *r, "BLOCK_READ argument");
+    hvt_arg_block_read *r = hvt_checked_gpa_w(h, arg, sizeof *r, "BLOCK_READ argument");
     struct mft_entry *x = block_entry(r->handle);
     if (!x || !request_ok(x, r->offset, r->len)) {
         r->ret = HVT_R_EINVAL;

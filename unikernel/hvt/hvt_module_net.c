@@ -22,7 +22,7 @@ static struct mft_entry *net_entry(uint64_t handle)
 
 static void hc_net_write(struct hvt *h, hvt_gpa_t arg)
 {
-    struct hvt_hc_net_write *w = hvt_checked_gpa_w(h, arg, sizeof *w, "NET_WRITE argument");
+    hvt_arg_net_write *w = hvt_checked_gpa_w(h, arg, sizeof *w, "NET_WRITE argument");
     struct mft_entry *x = net_entry(w->handle);
     if (!x || w->len > NET_FRAME_MAX(x->u.net_basic.mtu)) {
         w->ret = HVT_R_EINVAL;
@@ -38,7 +38,7 @@ static void hc_net_write(struct hvt *h, hvt_gpa_t arg)
 
 static void hc_net_read(struct hvt *h, hvt_gpa_t arg)
 {
-    struct hvt_hc_net_read *r = hvt_checked_gpa_w(h, arg, sizeof *r, "NET_READ argument");
+    hvt_arg_net_read *r = hvt_checked_gpa_w(h, arg, sizeof *r, "NET_READ argument");
     struct mft_entry *x = net_entry(r->handle);
     if (!x) {
         r->ret = HVT_R_EINVAL;
