@@ -196,7 +196,7 @@ absl::Status ImageStore::Unpack(LayerInfo& layer) {
   absl::StatusOr<UnpackedLayer> r = UnpackLayer(content_->PathOf(layer.digest), tmp, limits_);
   if (!r.ok()) {
     remove_tmp();
-    return Annotate(r.status(), absl::StrCat("unpack layer ", layer.digest));
+    return Annotate(r.status(), absl::StrCat("unpack layer ", layer.digest, " into ", tmp));
   }
   if (r->diff_id != layer.diff_id) {
     remove_tmp();

@@ -1,9 +1,15 @@
 #include "store/store.h"
 
+#include <fcntl.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "common/unique_fd.h"
 
 namespace crius::store {
 namespace {
@@ -60,6 +66,9 @@ constexpr const char* kMigrations[] = {
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
+// A full or failing disk is named: the database file and the errno SQLite
+// got from it ("database or disk is full (state database /x/state.db: No
+// space left on device)"); an fsync that found no space is a full disk too.
 absl::Status SqliteError(sqlite3* db, absl::string_view what) {
   int code = sqlite3_errcode(db);
   absl::StatusCode status_code = absl::StatusCode::kInternal;
@@ -69,7 +78,29 @@ absl::Status SqliteError(sqlite3* db, absl::string_view what) {
       code == SQLITE_IOERR) {
     status_code = absl::StatusCode::kFailedPrecondition;
   }
-  return absl::Status(status_code, absl::StrCat(what, ": ", sqlite3_errmsg(db)));
+  std::string disk;
+  if (code == SQLITE_FULL || code == SQLITE_IOERR) {
+    const char* file = sqlite3_db_filename(db, "main");
+    int err = sqlite3_system_errno(db);
+    if (err == ENOSPC || err == EDQUOT) status_code = absl::StatusCode::kResourceExhausted;
+    disk = absl::StrCat(" (state database ", file ? file : "", err != 0 ? ": " : "",
+                        err != 0 ? std::strerror(err) : "", ")");
+  }
+  return absl::Status(status_code, absl::StrCat(what, ": ", sqlite3_errmsg(db), disk));
+}
+
+// Space for the write-ahead log and its index, taken while the disk has it:
+// once the disk is full the records that free space (kubelet's image GC,
+// RemovePodSandbox) still fit, and SQLite never touches a page of the
+// mmap'ed index that has no block (SIGBUS: criusd would die). KEEP_SIZE:
+// SQLite sees the files it wrote, their growth lands in the reserve. Best
+// effort: a filesystem without fallocate has none.
+void ReserveWal(const std::string& path) {
+  // The log between two automatic checkpoints, and the index of twice that.
+  for (const auto& [suffix, size] : {std::pair{"-wal", off_t{4} << 20}, std::pair{"-shm", off_t{64} << 10}}) {
+    UniqueFd fd(::open(absl::StrCat(path, suffix).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    if (fd) (void)::fallocate(fd.get(), FALLOC_FL_KEEP_SIZE, 0, size);
+  }
 }
 
 // A prepared statement, finalized on destruction.
@@ -186,6 +217,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path, Sync
                                                                : "PRAGMA synchronous=NORMAL"));
   CRIUS_RETURN_IF_ERROR(store->Exec("PRAGMA foreign_keys=ON"));
   CRIUS_RETURN_IF_ERROR(store->Migrate());
+  ReserveWal(path);
   return store;
 }
 

@@ -1,6 +1,7 @@
 #include "sandbox/monitor/cri_log.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,9 +37,14 @@ void CriLog::Emit(bool stderr_stream, char tag, absl::string_view line) {
   std::string out;
   out.reserve(static_cast<size_t>(n) + line.size() + 1);
   out.append(stamp, static_cast<size_t>(n)).append(line.data(), line.size()).push_back('\n');
-  // O_APPEND and one write per line: lines never interleave.
-  ssize_t ignored = ::write(fd_.get(), out.data(), out.size());
-  (void)ignored;
+  // O_APPEND and one write per line: lines never interleave. A line the
+  // disk has no room for is dropped whole: the part a short write left is cut
+  // off again, so the file stays parseable once space returns.
+  ssize_t written = ::write(fd_.get(), out.data(), out.size());
+  struct stat st;
+  if (written > 0 && static_cast<size_t>(written) < out.size() && ::fstat(fd_.get(), &st) == 0) {
+    (void)::ftruncate(fd_.get(), st.st_size - written);
+  }
 }
 
 void CriLog::Write(bool stderr_stream, absl::string_view data) {
