@@ -121,6 +121,9 @@ void RefreshContainers(Runtime& rt, Pod& pod) {
       answered = true;
     }
   }
+  // A monitor that is gone may have been killed by the OOM killer: its
+  // containers, killed with it (PR_SET_PDEATHSIG), say so.
+  const bool monitor_oom_killed = !answered && MonitorOomKills(rt, pod) > 0;
   for (const auto& c : mine) {
     if (c->state != kContainerRunning && c->state != kContainerCreated) continue;
     std::lock_guard<std::mutex> lock(c->op);
@@ -143,8 +146,10 @@ void RefreshContainers(Runtime& rt, Pod& pod) {
         c->state = kContainerExited;
         c->exit_code = 137;
         c->finished_at_ns = NowNs();
-        c->reason = "Error";
-        c->message = "the pod's monitor exited; the container was killed with it";
+        c->reason = monitor_oom_killed ? "OOMKilled" : "Error";
+        c->message = monitor_oom_killed
+                         ? "the pod's monitor was killed by the OOM killer; the container was killed with it"
+                         : "the pod's monitor exited; the container was killed with it";
         if (metrics::Metrics* m = metrics::Current()) m->ObserveContainerExit(c->reason);
         changed = true;
       }

@@ -25,6 +25,9 @@ std::string NewId() {
 store::PodRecord Pod::ToRecord() const {
   nlohmann::json extra = {{"dir", dir}, {"monitorPid", monitor_pid}, {"namespaces", namespaces}, {"ips", ips},
                         {"cgroup", cgroup}, {"cgroupOwned", cgroup_owned}};
+  if (!monitor_exit_reason.empty()) {
+    extra["monitorExit"] = {{"reason", monitor_exit_reason}, {"message", monitor_exit_message}};
+  }
   store::PodRecord r;
   r.id = id;
   r.name = reserved_name;
@@ -55,6 +58,10 @@ absl::StatusOr<std::vector<std::shared_ptr<Pod>>> PodTable::Load() {
       pod->monitor_pid = extra.value("monitorPid", 0);
       pod->cgroup = extra.value("cgroup", "");
       pod->cgroup_owned = extra.value("cgroupOwned", false);
+      if (extra.contains("monitorExit") && extra["monitorExit"].is_object()) {
+        pod->monitor_exit_reason = extra["monitorExit"].value("reason", "");
+        pod->monitor_exit_message = extra["monitorExit"].value("message", "");
+      }
       if (extra.contains("namespaces") && extra["namespaces"].is_object()) {
         for (auto& [k, v] : extra["namespaces"].items()) {
           if (v.is_string()) pod->namespaces[k] = v.get<std::string>();

@@ -27,6 +27,10 @@ inline constexpr char kPodCreating[] = "creating";
 inline constexpr char kPodReady[] = "ready";
 inline constexpr char kPodNotReady[] = "notready";
 
+// Why a monitor went away unasked, the words of ContainerStatus.reason.
+inline constexpr char kMonitorOomKilled[] = "OOMKilled";
+inline constexpr char kMonitorExited[] = "Error";
+
 struct Pod {
   std::string id;
   std::string reserved_name;  // name_namespace_uid_attempt
@@ -47,6 +51,11 @@ struct Pod {
   // The cgroup is the pod's alone (/crius/<id>). An older criusd also set it
   // for the first pod in a cgroup_parent it made; recovery takes those over.
   bool cgroup_owned = false;
+  // Why the monitor went away when nobody asked it to ("" while it runs, or
+  // after StopPodSandbox): kMonitorOomKilled or kMonitorExited, with a
+  // message for PodSandboxStatus(verbose) and the containers it took along.
+  std::string monitor_exit_reason;
+  std::string monitor_exit_message;
   std::string MonitorCgroup() const { return cgroup.empty() ? "" : cgroup + "/" + id; }
 
   // What CNI teardown needs, kept in the pod directory while attached.

@@ -39,11 +39,31 @@ absl::Status AttachMonitor(Pod& pod) {
   return absl::OkStatus();
 }
 
+uint64_t MonitorOomKills(Runtime& rt, const Pod& pod) {
+  if (pod.cgroup.empty()) return 0;
+  absl::StatusOr<uint64_t> kills = rt.cgroups().OomKills(pod.MonitorCgroup());
+  return kills.ok() ? *kills : 0;
+}
+
+void NoteMonitorGone(Runtime& rt, Pod& pod) {
+  if (uint64_t kills = MonitorOomKills(rt, pod); kills > 0) {
+    pod.monitor_exit_reason = kMonitorOomKilled;
+    pod.monitor_exit_message =
+        absl::StrCat("the pod's monitor (pid ", pod.monitor_pid, ") was killed by the OOM killer (its cgroup ",
+                     pod.MonitorCgroup(), " counts ", kills, " OOM kill", kills == 1 ? "" : "s", ")");
+  } else {
+    pod.monitor_exit_reason = kMonitorExited;
+    pod.monitor_exit_message =
+        absl::StrCat("the pod's monitor (pid ", pod.monitor_pid, ") exited without being asked to");
+  }
+  LOG_WARN("pod %s: %s: the pod is NotReady", pod.id, pod.monitor_exit_message);
+}
+
 void RefreshPod(Runtime& rt, Pod& pod) {
   if (pod.state != kPodReady || !MonitorExited(pod)) return;
   std::lock_guard<std::mutex> lock(pod.op);
   if (pod.state != kPodReady || !MonitorExited(pod)) return;
-  LOG_WARN("pod %s: its monitor (pid %d) has exited: the pod is NotReady", pod.id, pod.monitor_pid);
+  NoteMonitorGone(rt, pod);
   ReleasePodPins(pod);
   pod.monitor_pidfd.reset();
   pod.namespaces.clear();
@@ -90,6 +110,8 @@ absl::Status StopPod(Runtime& rt, Pod& pod) {
 
 // Crash points: at its callers
 absl::Status ShutdownMonitor(Runtime& rt, Pod& pod) {
+  // Gone before it was asked: the pod's status says why.
+  if (pod.monitor_pidfd && MonitorExited(pod) && pod.monitor_exit_reason.empty()) NoteMonitorGone(rt, pod);
   if (!MonitorExited(pod) || !pod.monitor_pidfd) {
     crius::monitor::Request shutdown;
     shutdown.mutable_shutdown();

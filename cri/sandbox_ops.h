@@ -1,6 +1,7 @@
 // Steps on a pod shared by several RPCs and by recovery.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 
 #include "absl/status/status.h"
@@ -29,6 +30,15 @@ absl::Status ShutdownMonitor(Runtime& rt, Pod& pod);
 // A ready pod whose monitor has died becomes NotReady (recorded). Cheap:
 // one poll of the monitor's pidfd.
 void RefreshPod(Runtime& rt, Pod& pod);
+
+// The OOM kills counted in the monitor's cgroup, its leaf that only the pod's
+// init shares: a monitor gone with a count there was killed by the OOM
+// killer. 0 when none, or when the pod has no such cgroup.
+uint64_t MonitorOomKills(Runtime& rt, const Pod& pod);
+
+// Records in the pod (not yet durably) and logs why its monitor went away
+// unasked: the OOM killer, or an exit of its own.
+void NoteMonitorGone(Runtime& rt, Pod& pod);
 
 // The pod as ListPodSandbox shows it.
 void ToCriSandbox(const Pod& pod, v1::PodSandbox* out);

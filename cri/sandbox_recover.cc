@@ -63,7 +63,8 @@ absl::Status Runtime::RecoverPods() {
     }
     if (pod->state == kPodReady) {
       if (absl::Status st = AttachMonitor(*pod); !st.ok()) {
-        LOG_WARN("pod %s: %s: the pod is NotReady", pod->id, std::string(st.message()));
+        LOG_WARN("pod %s: %s", pod->id, std::string(st.message()));
+        NoteMonitorGone(*this, *pod);
         ReleasePodPins(*pod);
         pod->namespaces.clear();
         pod->ips.clear();

@@ -53,6 +53,11 @@ absl::Status SandboxStatus(Runtime& rt, const v1::PodSandboxStatusRequest& req,
                            {"namespaces", pod->namespaces},
                            {"reservedName", pod->reserved_name},
                            {"state", pod->state}};
+    // Why the pod is NotReady when nobody stopped it: kubelet has no field
+    // for it, an operator reads it here (and in the log).
+    if (!pod->monitor_exit_reason.empty()) {
+      info["monitorExit"] = {{"reason", pod->monitor_exit_reason}, {"message", pod->monitor_exit_message}};
+    }
     // Verbose status is what an operator asks for: it runs CNI CHECK too.
     if (absl::StatusOr<network::PodNetworkStatus> net =
             network::PodNetworks::Cached(pod->NetworkCache());

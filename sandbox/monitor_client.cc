@@ -83,6 +83,8 @@ absl::StatusOr<crius::monitor::PodState> Launch(const MonitorLaunch& l) {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  std::vector<const char*> procs_files;
+  for (const std::string& procs : l.cgroup_procs) procs_files.push_back(procs.c_str());
   char* envp[] = {const_cast<char*>("PATH=/usr/sbin:/usr/bin:/sbin:/bin"), nullptr};
 
   int pipefd[2];
@@ -103,6 +105,17 @@ absl::StatusOr<crius::monitor::PodState> Launch(const MonitorLaunch& l) {
     if (null >= 0) {
       ::dup2(null, 0);
       if (null > 3) ::close(null);
+    }
+    // Into the pod's cgroups before execve, so that every page the monitor
+    // touches is charged to the pod, not to criusd's cgroup (v1 and v2 keep
+    // charges where they were made). The monitor joins again first thing,
+    // and reports a failure there.
+    for (const char* procs : procs_files) {
+      int fd = ::open(procs, O_WRONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      ssize_t joined = ::write(fd, "0", 1);  // 0: the writer itself
+      (void)joined;
+      ::close(fd);
     }
     ::execve(argv[0], argv.data(), envp);
     const char msg[] = "error 5 cannot execute crius-monitor";
@@ -169,6 +182,13 @@ absl::StatusOr<UniqueFd> ConnectMonitor(const std::string& dir, int timeout_ms) 
   struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
   ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  // A request may be kMaxPacket long (a spec with a large environment); the
+  // default send buffer (net.core.wmem_default, 208 KiB) refuses a packet
+  // past it with EMSGSIZE. FORCE passes net.core.wmem_max, as root may.
+  int sndbuf = static_cast<int>(kMaxPacket) + 4096;
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) != 0) {
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  }
   absl::StatusOr<std::unique_ptr<SocketPath>> short_path = MonitorSocketPath(dir);
   if (!short_path.ok()) {
     return absl::UnavailableError(absl::StrCat("no monitor answers on ", path, ": ",

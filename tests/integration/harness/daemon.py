@@ -42,10 +42,13 @@ class Daemon:
         alone, so pods get a network that touches nothing outside their netns.
     netns: a harness.netns.Netns (or a path): criusd runs inside it (nsenter),
         and so do the CNI plugins it runs.
+    cgroup_procs: cgroup.procs files (e.g. of a test-made memory cgroup) that
+        criusd's process joins before it execs criusd, so that all its memory
+        is charged there from its first page.
     """
 
     def __init__(self, binary=None, config=None, args=(), env=None, failpoints=(),
-                 workdir=None, start_timeout=30, loopback_cni=None, netns=None):
+                 workdir=None, start_timeout=30, loopback_cni=None, netns=None, cgroup_procs=()):
         if loopback_cni is None:
             loopback_cni = binary is None
         binary = binary or criusd_path()
@@ -62,6 +65,7 @@ class Daemon:
         self.log_path = self.workdir / "criusd.log"
         self.config_path = None
         self.netns_path = getattr(netns, "path", netns)
+        self.cgroup_procs = [str(f) for f in cgroup_procs]
         if loopback_cni and "[network]" not in (config or ""):
             net_d = self.workdir / "net.d"
             net_d.mkdir()
@@ -94,7 +98,11 @@ class Daemon:
             self.config_path is not None and "[metrics]" in self.config_path.read_text())
         if not asks:
             cmd += ["--metrics-address="]
-        return cmd + self.args
+        cmd += self.args
+        if self.cgroup_procs:
+            join = 'while [ "$1" != -- ]; do echo 0 > "$1" || exit 126; shift; done; shift; exec "$@"'
+            cmd = ["sh", "-c", join, "join-cgroups"] + self.cgroup_procs + ["--"] + cmd
+        return cmd
 
     def environment(self):
         env = dict(os.environ)
