@@ -256,3 +256,13 @@ def close_run(registry, ns, cni_cache, work, *cgroup_trees):
         remove_cgroup_tree(path)
     cni_cache.remove()
     unmount_and_remove(work)
+
+
+def pct(values, p):
+    """The p-th percentile of values, interpolated; nan for none."""
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = (len(values) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)

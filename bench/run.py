@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 # common puts the tests' harness on sys.path.
-from common import (BUILD, CniCache, Containerd, bridge_network, close_run, confine, cpu_ns, procs,
+from common import (BUILD, CniCache, Containerd, bridge_network, close_run, confine, cpu_ns, pct, procs,
                     pss_kib)
 from harness import oci
 from harness.daemon import Daemon
@@ -38,15 +38,6 @@ from harness.registry import Registry
 CGROUP_PARENT = "/crius-bench"
 DAEMONS = "/crius-bench-daemons"
 RUNTIMES = ("crius", "runc", "crun")
-
-
-def pct(values, p):
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    k = (len(values) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
 # --- one CRI endpoint under test ---------------------------------------------------

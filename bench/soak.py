@@ -58,7 +58,7 @@ import grpc
 
 # common puts the tests' harness on sys.path.
 from common import (BUILD, CGROUP_ROOT, TOP, V2, CniCache, Containerd, bridge_network, close_run,
-                    confine, cpu_ns, hierarchies, remove_pods)
+                    confine, cpu_ns, hierarchies, pct, remove_pods)
 from harness import oci
 from harness.daemon import Daemon
 from harness.fixtures import fixture_binary
@@ -70,15 +70,6 @@ from resources import Target, growth, new_items, settled, snapshot
 CGROUP_PARENT = f"/crius-soak-{os.getpid()}"
 DAEMONS = f"/crius-soak-daemons-{os.getpid()}"
 HOST_PORT = 30080  # worker k's pods map HOST_PORT + k
-
-
-def pct(values, p):
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    k = (len(values) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
 def kvm_usable():

@@ -108,7 +108,9 @@ void RefreshContainers(Runtime& rt, Pod& pod) {
   for (const auto& c : mine) live = live || c->state == kContainerRunning || c->state == kContainerCreated;
   if (!live) return;
   // No RefreshPod here: StopPod calls this holding pod.op. A monitor that
-  // does not answer is taken as gone below, which is all the containers need.
+  // is gone is taken as gone below, which is all the containers need; one
+  // that is alive but did not answer in time (busy, or its node starved)
+  // says nothing, and its containers keep the state last heard.
   crius::monitor::PodState state;
   bool answered = false;
   if (pod.state == kPodReady) {
@@ -119,6 +121,10 @@ void RefreshContainers(Runtime& rt, Pod& pod) {
     if (resp.ok()) {
       state = resp->pod();
       answered = true;
+    } else if (!MonitorExited(pod)) {
+      LOG_WARN("pod %s: its monitor (pid %d) is running but did not answer: %s", pod.id, pod.monitor_pid,
+               std::string(resp.status().message()));
+      return;
     }
   }
   // A monitor that is gone may have been killed by the OOM killer: its

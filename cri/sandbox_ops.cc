@@ -16,13 +16,13 @@
 namespace crius::cri {
 namespace {
 
+}  // namespace
+
 bool MonitorExited(const Pod& pod) {
   if (!pod.monitor_pidfd) return true;
   struct pollfd p = {pod.monitor_pidfd.get(), POLLIN, 0};
   return ::poll(&p, 1, 0) > 0;
 }
-
-}  // namespace
 
 absl::Status AttachMonitor(Pod& pod) {
   crius::monitor::Request hello;

@@ -31,6 +31,10 @@ absl::Status ShutdownMonitor(Runtime& rt, Pod& pod);
 // one poll of the monitor's pidfd.
 void RefreshPod(Runtime& rt, Pod& pod);
 
+// Whether the pod's monitor process has exited (its pidfd is readable), or
+// the pod has none.
+bool MonitorExited(const Pod& pod);
+
 // The OOM kills counted in the monitor's cgroup, its leaf that only the pod's
 // init shares: a monitor gone with a count there was killed by the OOM
 // killer. 0 when none, or when the pod has no such cgroup.

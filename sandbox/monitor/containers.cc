@@ -381,7 +381,11 @@ void Monitor::ReadLogs(int fd) {
   if (it == log_fds_.end()) return;
   auto [c, stream] = it->second;
   char buf[65536];
-  for (;;) {
+  // At most kReadsPerWakeup reads, then back to epoll (level-triggered, so
+  // the rest waits there): a container that writes without pause must not
+  // starve criusd's requests or the pod's other containers.
+  constexpr int kReadsPerWakeup = 16;
+  for (int reads = 0; reads < kReadsPerWakeup; ++reads) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n > 0) {
       c->log.Write(stream == 1, absl::string_view(buf, static_cast<size_t>(n)));

@@ -13,6 +13,7 @@ import grpc
 import pytest
 
 from harness import oci
+from harness.util import rmdir_cgroup
 
 pytestmark = pytest.mark.usefixtures("leak_check")
 
@@ -101,21 +102,6 @@ def kubelet_parent(d):
     for h in hierarchies():
         for level in (path, os.path.dirname(path)):
             rmdir_cgroup(os.path.join(h, level.lstrip("/")))
-
-
-def rmdir_cgroup(path, timeout=5):
-    """rmdir, retried while the kernel still releases tasks that just died (EBUSY)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            os.rmdir(path)
-            return
-        except FileNotFoundError:
-            return
-        except OSError as e:
-            if e.errno != 16 or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 class Pod:

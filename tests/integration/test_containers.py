@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 import harness
+from harness.cri import container_status as status, create_container, start_container as start
 
 pytestmark = pytest.mark.usefixtures("leak_check")
 
@@ -37,20 +38,8 @@ def pod(d, tmp, busybox):
 
 
 def create(d, pod, image, name="c", **kw):
-    pb = d.pb
     pod_id, pod_cfg = pod
-    cfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=image),
-                             log_path=f"{name}/0.log", **kw)
-    return d.runtime.CreateContainer(pb.CreateContainerRequest(
-        pod_sandbox_id=pod_id, config=cfg, sandbox_config=pod_cfg), timeout=60).container_id
-
-
-def start(d, cid):
-    d.runtime.StartContainer(d.pb.StartContainerRequest(container_id=cid), timeout=60)
-
-
-def status(d, cid):
-    return d.runtime.ContainerStatus(d.pb.ContainerStatusRequest(container_id=cid)).status
+    return create_container(d, pod_id, pod_cfg, image, name, **kw)
 
 
 def stop(d, cid, timeout=10):
@@ -330,6 +319,21 @@ def test_a_killed_monitor_ends_the_containers_with_a_message(d, pod, busybox):
     s = status(d, cid)
     assert s.state == pb.CONTAINER_EXITED
     assert "monitor" in s.message
+
+
+def test_a_monitor_that_is_alive_but_does_not_answer_leaves_its_containers_as_they_were(d, pod, busybox):
+    # A stopped monitor stands for one too busy or starved to answer in time.
+    pb = d.pb
+    cid = create(d, pod, busybox.ref, command=["sleep", "1000"])
+    start(d, cid)
+    monitor = monitor_pid(d, pod[0])
+    os.kill(monitor, signal.SIGSTOP)
+    try:
+        assert status(d, cid).state == pb.CONTAINER_RUNNING  # after the monitor call's timeout
+    finally:
+        os.kill(monitor, signal.SIGCONT)
+    assert status(d, cid).state == pb.CONTAINER_RUNNING
+    assert "is running but did not answer" in d.log_path.read_text()
 
 
 def test_stop_pod_stops_its_containers(d, pod, busybox):

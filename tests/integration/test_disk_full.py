@@ -20,6 +20,7 @@ import grpc
 import pytest
 
 import harness
+from harness.cri import container_status as status, create_container as create, start_container as start
 from harness.util import remove_tree, short_tmpdir, wait_for
 
 pytestmark = pytest.mark.usefixtures("leak_check")
@@ -188,22 +189,6 @@ def pod_config(d, name="p"):
 
 def run_pod(d, cfg):
     return d.runtime.RunPodSandbox(d.pb.RunPodSandboxRequest(config=cfg), timeout=30).pod_sandbox_id
-
-
-def create(d, pod_id, pod_cfg, image, name="c", **kw):
-    pb = d.pb
-    cfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=image),
-                             log_path=f"{name}/0.log", **kw)
-    return d.runtime.CreateContainer(pb.CreateContainerRequest(
-        pod_sandbox_id=pod_id, config=cfg, sandbox_config=pod_cfg), timeout=60).container_id
-
-
-def start(d, cid):
-    d.runtime.StartContainer(d.pb.StartContainerRequest(container_id=cid), timeout=60)
-
-
-def status(d, cid):
-    return d.runtime.ContainerStatus(d.pb.ContainerStatusRequest(container_id=cid)).status
 
 
 def pods(d):
@@ -396,7 +381,8 @@ def test_a_container_that_fills_its_log_disk_does_not_stop_criusd(crius, busybox
         d.client.version(timeout=2)
         assert {c[1]: c[2] for c in containers(d)} == {"other": pb.CONTAINER_RUNNING,
                                                        "writer": pb.CONTAINER_RUNNING}
-        assert status(d, writer).state == pb.CONTAINER_RUNNING
+        s = status(d, writer)
+        assert s.state == pb.CONTAINER_RUNNING, f"{s.exit_code} {s.reason}: {s.message}"
         r = d.runtime.ExecSync(pb.ExecSyncRequest(container_id=other, cmd=["echo", "alive"], timeout=10),
                                timeout=15)
         assert (r.exit_code, r.stdout) == (0, b"alive\n")

@@ -22,6 +22,7 @@ import grpc
 import pytest
 
 from harness import oci
+from harness.util import rmdir_cgroup
 
 pytestmark = pytest.mark.usefixtures("leak_check")
 
@@ -75,27 +76,13 @@ def memory_cgroup_of(pid):
     raise AssertionError(f"pid {pid} is in no memory cgroup")
 
 
-def rmdir_cgroup(path, timeout=10):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            os.rmdir(path)
-            return
-        except FileNotFoundError:
-            return
-        except OSError as e:  # EBUSY while the kernel still releases tasks that just died
-            if e.errno != 16 or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 @pytest.fixture
 def memcg(leak_check):
     """A memory cgroup of the test's own, no limit yet; removed afterwards."""
     path = os.path.join(MEM, f"crius-test-mem-{os.getpid()}")
     os.mkdir(path)
     yield path
-    rmdir_cgroup(path)
+    rmdir_cgroup(path, timeout=10)
 
 
 # --- CRI helpers ----------------------------------------------------------------

@@ -102,3 +102,21 @@ class Client:
 
     def close(self):
         self.channel.close()
+
+
+def create_container(d, pod_id, pod_cfg, image, name="c", **kw):
+    """CreateContainer of `image` in the pod, its log at <name>/0.log of the
+    pod's log directory; kw are more ContainerConfig fields. Its id."""
+    pb = d.pb
+    cfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=image),
+                             log_path=f"{name}/0.log", **kw)
+    return d.runtime.CreateContainer(pb.CreateContainerRequest(
+        pod_sandbox_id=pod_id, config=cfg, sandbox_config=pod_cfg), timeout=60).container_id
+
+
+def start_container(d, cid):
+    d.runtime.StartContainer(d.pb.StartContainerRequest(container_id=cid), timeout=60)
+
+
+def container_status(d, cid):
+    return d.runtime.ContainerStatus(d.pb.ContainerStatusRequest(container_id=cid)).status

@@ -1,4 +1,5 @@
 """Small helpers shared by the harness: paths, temp dirs, waiting, log tails."""
+import errno
 import os
 import shutil
 import socket
@@ -81,3 +82,19 @@ def free_port(host="127.0.0.1"):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def rmdir_cgroup(path, timeout=5):
+    """rmdir of a cgroup directory, retried while the kernel still releases
+    tasks that just died (EBUSY); gone already is fine."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
