@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 import harness
-from harness.cri import container_status as status, create_container, start_container as start
+from harness.cri import container_status as status, create_container, remove_all, start_container as start
 
 pytestmark = pytest.mark.usefixtures("leak_check")
 
@@ -53,14 +53,6 @@ def remove(d, cid):
 def container_dirs(d):
     path = d.root / "containers"
     return os.listdir(path) if os.path.exists(path) else []
-
-
-def remove_all(d):
-    pb = d.pb
-    for c in d.runtime.ListContainers(pb.ListContainersRequest()).containers:
-        d.runtime.RemoveContainer(pb.RemoveContainerRequest(container_id=c.id), timeout=30)
-    for p in d.runtime.ListPodSandbox(pb.ListPodSandboxRequest()).items:
-        d.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=p.id), timeout=30)
 
 
 def monitor_pid(d, pod_id):

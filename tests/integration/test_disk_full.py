@@ -20,7 +20,7 @@ import grpc
 import pytest
 
 import harness
-from harness.cri import container_status as status, create_container as create, start_container as start
+from harness.cri import container_status as status, create_container as create, remove_all, start_container as start
 from harness.util import remove_tree, short_tmpdir, wait_for
 
 pytestmark = pytest.mark.usefixtures("leak_check")
@@ -167,14 +167,6 @@ def crius(make_daemon, registry, disks):
                 remove_all(d)
         finally:
             d.close()
-
-
-def remove_all(d):
-    pb = d.pb
-    for c in d.runtime.ListContainers(pb.ListContainersRequest()).containers:
-        d.runtime.RemoveContainer(pb.RemoveContainerRequest(container_id=c.id), timeout=30)
-    for p in d.runtime.ListPodSandbox(pb.ListPodSandboxRequest()).items:
-        d.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=p.id), timeout=30)
 
 
 def pull(d, ref):

@@ -120,3 +120,12 @@ def start_container(d, cid):
 
 def container_status(d, cid):
     return d.runtime.ContainerStatus(d.pb.ContainerStatusRequest(container_id=cid)).status
+
+
+def remove_all(d):
+    """Every container, then every pod, of the daemon removed."""
+    pb = d.pb
+    for c in d.runtime.ListContainers(pb.ListContainersRequest()).containers:
+        d.runtime.RemoveContainer(pb.RemoveContainerRequest(container_id=c.id), timeout=30)
+    for p in d.runtime.ListPodSandbox(pb.ListPodSandboxRequest()).items:
+        d.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=p.id), timeout=30)
