@@ -381,18 +381,25 @@ def test_a_container_that_fills_its_log_disk_does_not_stop_criusd(crius, busybox
     assert free_bytes(d.logs) == 0
 
     # Space returns: lines land in the log again, and after kubelet's
-    # rotation ReopenContainerLog starts a new file that gets them too.
+    # rotation ReopenContainerLog starts a new file that gets them too. The
+    # writer fills 1 MiB in moments: the rotated file is checked and then
+    # removed, as kubelet removes old ones, to leave the new file room.
     free(d.logs)
     size = log.stat().st_size
     wait_for(lambda: log.stat().st_size > size, 5, what="new lines in the log")
-    os.rename(log, f"{log}.1")
+    rotated = Path(f"{log}.1")
+    os.rename(log, rotated)
     d.runtime.ReopenContainerLog(pb.ReopenContainerLogRequest(container_id=writer))
+    assert_whole_lines(rotated)  # lines that did not fit were dropped whole
+    rotated.unlink()
     wait_for(lambda: log.exists() and log.stat().st_size > 0, 5, what="lines in the reopened log")
     d.runtime.StopContainer(pb.StopContainerRequest(container_id=writer, timeout=0), timeout=30)
-    for path in (f"{log}.1", log):  # lines that did not fit were dropped whole
-        bad = [l for l in Path(path).read_text().splitlines() if not CRI_LOG.match(l)]
-        assert bad == [], (path, bad[:3])
-    os.unlink(f"{log}.1")
+    assert_whole_lines(log)
+
+
+def assert_whole_lines(path):
+    bad = [l for l in Path(path).read_text().splitlines() if not CRI_LOG.match(l)]
+    assert bad == [], (path, bad[:3])
 
 
 # -- EIO ----------------------------------------------------------------------
