@@ -1,3 +1,4 @@
+#include <cstdint>
 #include <set>
 
 #include "cri/container_ops.h"
@@ -32,6 +33,29 @@ void ToCri(const Container& c, v1::Container* out) {
   *out->mutable_annotations() = c.config.annotations();
 }
 
+void AppendVarint(uint64_t v, std::string* out) {
+  for (; v >= 0x80; v >>= 7) out->push_back(static_cast<char>(v | 0x80));
+  out->push_back(static_cast<char>(v));
+}
+
+// Appends `c` as one `containers` field (1, length-delimited) of a
+// ListContainersResponse, from its kept entry, made again if its state moved.
+void AppendEntry(Container& c, std::string* wire) {
+  constexpr char kContainersTag = (1 << 3) | 2;
+  v1::ContainerState state = CriState(c);
+  std::lock_guard<std::mutex> lock(c.listed_mu);
+  if (c.listed_state != state) {
+    v1::Container entry;
+    ToCri(c, &entry);
+    entry.set_state(state);
+    c.listed = entry.SerializeAsString();
+    c.listed_state = state;
+  }
+  wire->push_back(kContainersTag);
+  AppendVarint(c.listed.size(), wire);
+  wire->append(c.listed);
+}
+
 template <typename Emit>
 void ForEachContainer(Runtime& rt, const v1::ContainerFilter& filter, Emit&& emit) {
   std::vector<std::shared_ptr<Container>> all = rt.containers().All();
@@ -52,9 +76,8 @@ void ForEachContainer(Runtime& rt, const v1::ContainerFilter& filter, Emit&& emi
 
 }  // namespace
 
-absl::Status ContainerList(Runtime& rt, const v1::ListContainersRequest& req,
-                           v1::ListContainersResponse* resp) {
-  ForEachContainer(rt, req.filter(), [&](const Container& c) { ToCri(c, resp->add_containers()); });
+absl::Status ContainerList(Runtime& rt, const v1::ListContainersRequest& req, std::string* wire) {
+  ForEachContainer(rt, req.filter(), [&](Container& c) { AppendEntry(c, wire); });
   return absl::OkStatus();
 }
 

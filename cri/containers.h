@@ -53,6 +53,13 @@ struct Container {
 
   std::mutex op;  // serialises the RPCs that change this container
 
+  // Its entry in ListContainersResponse, serialized, and the CRI state it
+  // shows: nothing else an entry holds changes after CreateContainer, so it
+  // is made again only when the state moved (cri/container_list.cc).
+  std::mutex listed_mu;
+  std::string listed;
+  int listed_state = -1;
+
   store::ContainerRecord ToRecord() const;
 };
 

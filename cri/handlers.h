@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 
 #include "absl/status/status.h"
 #include "api.pb.h"
@@ -43,8 +44,8 @@ absl::Status ContainerRemove(Runtime& rt, const v1::RemoveContainerRequest& req,
                              v1::RemoveContainerResponse* resp);
 absl::Status ContainerStatusGet(Runtime& rt, const v1::ContainerStatusRequest& req,
                                 v1::ContainerStatusResponse* resp);
-absl::Status ContainerList(Runtime& rt, const v1::ListContainersRequest& req,
-                           v1::ListContainersResponse* resp);
+// ListContainersResponse in its wire form, from each container's kept entry.
+absl::Status ContainerList(Runtime& rt, const v1::ListContainersRequest& req, std::string* wire);
 absl::Status ContainersStream(Runtime& rt, const v1::StreamContainersRequest& req,
                               const std::function<bool(const v1::StreamContainersResponse&)>& send);
 absl::Status ContainerUpdateResources(Runtime& rt, const v1::UpdateContainerResourcesRequest& req,

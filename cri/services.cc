@@ -39,8 +39,28 @@ ROUTE(RuntimeServiceImpl, StartContainer, StartContainerRequest, StartContainerR
 ROUTE(RuntimeServiceImpl, StopContainer, StopContainerRequest, StopContainerResponse, ContainerStop)
 ROUTE(RuntimeServiceImpl, RemoveContainer, RemoveContainerRequest, RemoveContainerResponse,
       ContainerRemove)
-ROUTE(RuntimeServiceImpl, ListContainers, ListContainersRequest, ListContainersResponse,
-      ContainerList)
+// ListContainers answers with bytes made from each container's kept entry:
+// no message is built, copied or serialized per call.
+grpc::ServerUnaryReactor* RuntimeServiceImpl::ListContainers(grpc::CallbackServerContext* ctx,
+                                                             const grpc::ByteBuffer* req_wire,
+                                                             grpc::ByteBuffer* resp_wire) {
+  v1::ListContainersRequest req;
+  grpc::Status st = Serve("ListContainers", req, [&]() -> absl::Status {
+    std::vector<grpc::Slice> slices;
+    std::string bytes;
+    if (!req_wire->Dump(&slices).ok()) return absl::InvalidArgumentError("request: cannot be read");
+    for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    if (!req.ParseFromString(bytes)) return absl::InvalidArgumentError("request: is not a ListContainersRequest");
+    auto* wire = new std::string;
+    absl::Status status = ContainerList(rt_, req, wire);
+    grpc::Slice answer(wire->data(), wire->size(), [](void* p) { delete static_cast<std::string*>(p); }, wire);
+    *resp_wire = grpc::ByteBuffer(&answer, 1);
+    return status;
+  });
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(st);
+  return reactor;
+}
 grpc::Status RuntimeServiceImpl::StreamContainers(
     grpc::ServerContext*, const v1::StreamContainersRequest* req,
     grpc::ServerWriter<v1::StreamContainersResponse>* writer) {

@@ -9,7 +9,8 @@ namespace crius::cri {
 
 namespace v1 = ::runtime::v1;
 
-class RuntimeServiceImpl final : public v1::RuntimeService::Service {
+class RuntimeServiceImpl final
+    : public v1::RuntimeService::WithRawCallbackMethod_ListContainers<v1::RuntimeService::Service> {
  public:
   explicit RuntimeServiceImpl(Runtime& rt) : rt_(rt) {}
 
@@ -18,9 +19,13 @@ class RuntimeServiceImpl final : public v1::RuntimeService::Service {
 #define CRIUS_STREAM(Method, Req, Resp)                                     \
   grpc::Status Method(grpc::ServerContext* ctx, const v1::Req* req,         \
                       grpc::ServerWriter<v1::Resp>* writer) override;
+#define CRIUS_WIRE(Method, Req, Resp)                                                 \
+  grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req, \
+                                   grpc::ByteBuffer* resp) override;
 #include "cri/runtime_rpcs.inc"
 #undef CRIUS_UNARY
 #undef CRIUS_STREAM
+#undef CRIUS_WIRE
 
  private:
   Runtime& rt_;

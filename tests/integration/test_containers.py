@@ -185,18 +185,22 @@ def test_image_entrypoint_cmd_env_and_workdir_combine_as_kubernetes_says(d, pod,
     assert run("workdir", working_dir="/etc") == ["image-cmd image image", "/etc"]
 
 
-def test_stop_sends_sigterm_then_the_process_exits_with_its_code(d, pod, busybox):
-    pb = d.pb
-    cid = create(d, pod, busybox.ref, command=["sh", "-c"],
-                 args=["trap 'exit 42' TERM; echo trapped; while true; do sleep 0.1; done"])
-    start(d, cid)
-    wait_state(d, cid, pb.CONTAINER_RUNNING)
-    # SIGTERM before the shell has set its trap would kill it (143): wait for it.
+def wait_trapped(d, cid):
+    """Until the container's shell has logged "trapped": a SIGTERM before it
+    set its trap would kill it (143)."""
     log = status(d, cid).log_path
     deadline = time.monotonic() + 10
     while not any(line.endswith(" trapped") for line in log_lines(log)):
         assert time.monotonic() < deadline, "the shell never set its trap"
         time.sleep(0.02)
+
+
+def test_stop_sends_sigterm_then_the_process_exits_with_its_code(d, pod, busybox):
+    pb = d.pb
+    cid = create(d, pod, busybox.ref, command=["sh", "-c"],
+                 args=["trap 'exit 42' TERM; echo trapped; while true; do sleep 0.1; done"])
+    start(d, cid)
+    wait_trapped(d, cid)
     t = time.monotonic()
     stop(d, cid, timeout=10)
     assert time.monotonic() - t < 5
@@ -207,9 +211,9 @@ def test_stop_sends_sigterm_then_the_process_exits_with_its_code(d, pod, busybox
 def test_stop_kills_after_the_timeout(d, pod, busybox):
     pb = d.pb
     cid = create(d, pod, busybox.ref, command=["sh", "-c"],
-                 args=["trap '' TERM; while true; do sleep 0.1; done"])
+                 args=["trap '' TERM; echo trapped; while true; do sleep 0.1; done"])
     start(d, cid)
-    wait_state(d, cid, pb.CONTAINER_RUNNING)
+    wait_trapped(d, cid)
     t = time.monotonic()
     stop(d, cid, timeout=1)
     assert 0.9 < time.monotonic() - t < 5
@@ -256,6 +260,41 @@ def test_list_and_stream_with_filters(d, pod, busybox):
                       for c in r.containers)
     assert streamed == sorted([a, b])
     stop(d, a, timeout=0)
+
+
+def test_list_entries_follow_each_state_and_agree_with_status(d, pod, busybox):
+    """A list entry is kept serialized between calls: it must show each
+    state as it moves, and agree with ContainerStatus field for field."""
+    pb = d.pb
+    cid = create(d, pod, busybox.ref, name="moving", command=["sleep", "1000"], labels={"k": "v"},
+                 annotations={"a": "b"})
+
+    def entry():
+        (c,) = d.runtime.ListContainers(pb.ListContainersRequest(filter=pb.ContainerFilter(id=cid))).containers
+        s = status(d, cid)
+        assert (c.id, c.pod_sandbox_id, c.state, c.created_at) == (s.id, pod[0], s.state, s.created_at)
+        assert (c.metadata, c.image, c.image_ref, c.image_id) == (s.metadata, s.image, s.image_ref, s.image_id)
+        assert (dict(c.labels), dict(c.annotations)) == ({"k": "v"}, {"a": "b"}) == (dict(s.labels),
+                                                                                    dict(s.annotations))
+        return c.state
+
+    assert entry() == pb.CONTAINER_CREATED
+    start(d, cid)
+    assert entry() == pb.CONTAINER_RUNNING
+    stop(d, cid, timeout=0)
+    wait_state(d, cid, pb.CONTAINER_EXITED)
+    assert entry() == pb.CONTAINER_EXITED
+    remove(d, cid)
+    assert list(d.runtime.ListContainers(pb.ListContainersRequest(filter=pb.ContainerFilter(id=cid))).containers) == []
+
+
+def test_list_of_bytes_that_are_no_request_is_invalid_argument(d):
+    raw = d.client.channel.unary_unary("/runtime.v1.RuntimeService/ListContainers",
+                                       request_serializer=None, response_deserializer=None)
+    with pytest.raises(grpc.RpcError) as e:
+        raw(b"\x0a\xff\xff\xff", timeout=10)  # field 1, a length past the end
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "ListContainersRequest" in e.value.details()
 
 
 def test_remove_deletes_the_container_and_its_layer(d, pod, busybox):
