@@ -1,4 +1,3 @@
-#include <cstdint>
 #include <set>
 
 #include "cri/container_ops.h"
@@ -33,27 +32,17 @@ void ToCri(const Container& c, v1::Container* out) {
   *out->mutable_annotations() = c.config.annotations();
 }
 
-void AppendVarint(uint64_t v, std::string* out) {
-  for (; v >= 0x80; v >>= 7) out->push_back(static_cast<char>(v | 0x80));
-  out->push_back(static_cast<char>(v));
-}
-
-// Appends `c` as one `containers` field (1, length-delimited) of a
-// ListContainersResponse, from its kept entry, made again if its state moved.
+// Appends `c` as one `containers` field of a ListContainersResponse.
 void AppendEntry(Container& c, std::string* wire) {
-  constexpr char kContainersTag = (1 << 3) | 2;
-  v1::ContainerState state = CriState(c);
-  std::lock_guard<std::mutex> lock(c.listed_mu);
-  if (c.listed_state != state) {
-    v1::Container entry;
-    ToCri(c, &entry);
-    entry.set_state(state);
-    c.listed = entry.SerializeAsString();
-    c.listed_state = state;
-  }
-  wire->push_back(kContainersTag);
-  AppendVarint(c.listed.size(), wire);
-  wire->append(c.listed);
+  AppendListed(
+      c.listed, CriState(c),
+      [&c](int state) {
+        v1::Container entry;
+        ToCri(c, &entry);
+        entry.set_state(static_cast<v1::ContainerState>(state));
+        return entry.SerializeAsString();
+      },
+      wire);
 }
 
 template <typename Emit>

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "api.pb.h"
+#include "cri/listed.h"
 #include "cri/named_table.h"
 #include "store/store.h"
 
@@ -53,12 +54,7 @@ struct Container {
 
   std::mutex op;  // serialises the RPCs that change this container
 
-  // Its entry in ListContainersResponse, serialized, and the CRI state it
-  // shows: nothing else an entry holds changes after CreateContainer, so it
-  // is made again only when the state moved (cri/container_list.cc).
-  std::mutex listed_mu;
-  std::string listed;
-  int listed_state = -1;
+  ListedEntry listed;  // its ListContainers entry (cri/listed.h)
 
   store::ContainerRecord ToRecord() const;
 };

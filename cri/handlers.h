@@ -29,8 +29,8 @@ absl::Status SandboxRemove(Runtime& rt, const v1::RemovePodSandboxRequest& req,
                            v1::RemovePodSandboxResponse* resp);
 absl::Status SandboxStatus(Runtime& rt, const v1::PodSandboxStatusRequest& req,
                            v1::PodSandboxStatusResponse* resp);
-absl::Status SandboxList(Runtime& rt, const v1::ListPodSandboxRequest& req,
-                         v1::ListPodSandboxResponse* resp);
+// ListPodSandboxResponse in its wire form, from each pod's kept entry.
+absl::Status SandboxList(Runtime& rt, const v1::ListPodSandboxRequest& req, std::string* wire);
 absl::Status SandboxesStream(Runtime& rt, const v1::StreamPodSandboxesRequest& req,
                              const std::function<bool(const v1::StreamPodSandboxesResponse&)>& send);
 

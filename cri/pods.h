@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "api.pb.h"
 #include "common/unique_fd.h"
+#include "cri/listed.h"
 #include "cri/named_table.h"
 #include "store/store.h"
 
@@ -63,6 +64,8 @@ struct Pod {
 
   // Serialises the RPCs that change this pod (run, stop, remove).
   std::mutex op;
+
+  ListedEntry listed;  // its ListPodSandbox entry (cri/listed.h)
 
   store::PodRecord ToRecord() const;
 };

@@ -29,9 +29,19 @@ void ForEachPod(Runtime& rt, const v1::PodSandboxFilter& filter, Emit&& emit) {
 
 }  // namespace
 
-absl::Status SandboxList(Runtime& rt, const v1::ListPodSandboxRequest& req,
-                         v1::ListPodSandboxResponse* resp) {
-  ForEachPod(rt, req.filter(), [&](const Pod& pod) { ToCriSandbox(pod, resp->add_items()); });
+absl::Status SandboxList(Runtime& rt, const v1::ListPodSandboxRequest& req, std::string* wire) {
+  ForEachPod(rt, req.filter(), [&](Pod& pod) {
+    v1::PodSandboxState state = pod.state == kPodReady ? v1::SANDBOX_READY : v1::SANDBOX_NOTREADY;
+    AppendListed(
+        pod.listed, state,
+        [&pod](int shown) {
+          v1::PodSandbox entry;
+          ToCriSandbox(pod, &entry);
+          entry.set_state(static_cast<v1::PodSandboxState>(shown));
+          return entry.SerializeAsString();
+        },
+        wire);
+  });
   return absl::OkStatus();
 }
 

@@ -1,7 +1,11 @@
 #include "cri/services.h"
 
+#include <string>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/status.h"
 #include "cri/boundary.h"
 #include "cri/handlers.h"
 
@@ -12,6 +16,46 @@ namespace crius::cri {
   grpc::Status Service::Method(grpc::ServerContext*, const v1::Req* req, v1::Resp* resp) { \
     return Serve(#Method, *req, [&] { return Handler(rt_, *req, resp); });           \
   }
+// A unary RPC whose answer `Handler(rt_, request, &bytes)` builds as bytes
+// (the List RPCs, from each entry kept serialized): no message is built,
+// copied or serialized per call.
+#define ROUTE_WIRE(Service, Method, Req, Handler)                                                      \
+  grpc::ServerUnaryReactor* Service::Method(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in, \
+                                            grpc::ByteBuffer* out) {                                      \
+    v1::Req req;                                                                                         \
+    grpc::Status st = Serve(#Method, req, [&]() -> absl::Status {                                        \
+      CRIUS_RETURN_IF_ERROR(ParseWire(*in, &req));                                                       \
+      auto* wire = new std::string;                                                                      \
+      absl::Status status = Handler(rt_, req, wire);                                                     \
+      *out = WireBuffer(wire);                                                                           \
+      return status;                                                                                     \
+    });                                                                                                  \
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();                                           \
+    reactor->Finish(st);                                                                                 \
+    return reactor;                                                                                      \
+  }
+
+namespace {
+
+absl::Status ParseWire(const grpc::ByteBuffer& in, google::protobuf::Message* req) {
+  std::vector<grpc::Slice> slices;
+  if (!in.Dump(&slices).ok()) return absl::InvalidArgumentError("request: cannot be read");
+  std::string bytes;
+  for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  if (!req->ParseFromString(bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat("request: is not a ", req->GetDescriptor()->name()));
+  }
+  return absl::OkStatus();
+}
+
+// The bytes, owned by the buffer from here on (no copy).
+grpc::ByteBuffer WireBuffer(std::string* wire) {
+  grpc::Slice slice(wire->data(), wire->size(), [](void* p) { delete static_cast<std::string*>(p); }, wire);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+}  // namespace
+
 // RuntimeService
 ROUTE(RuntimeServiceImpl, Version, VersionRequest, VersionResponse, RuntimeVersion)
 ROUTE(RuntimeServiceImpl, RunPodSandbox, RunPodSandboxRequest, RunPodSandboxResponse, SandboxRun)
@@ -21,8 +65,7 @@ ROUTE(RuntimeServiceImpl, RemovePodSandbox, RemovePodSandboxRequest, RemovePodSa
       SandboxRemove)
 ROUTE(RuntimeServiceImpl, PodSandboxStatus, PodSandboxStatusRequest, PodSandboxStatusResponse,
       SandboxStatus)
-ROUTE(RuntimeServiceImpl, ListPodSandbox, ListPodSandboxRequest, ListPodSandboxResponse,
-      SandboxList)
+ROUTE_WIRE(RuntimeServiceImpl, ListPodSandbox, ListPodSandboxRequest, SandboxList)
 
 grpc::Status RuntimeServiceImpl::StreamPodSandboxes(
     grpc::ServerContext*, const v1::StreamPodSandboxesRequest* req,
@@ -39,28 +82,7 @@ ROUTE(RuntimeServiceImpl, StartContainer, StartContainerRequest, StartContainerR
 ROUTE(RuntimeServiceImpl, StopContainer, StopContainerRequest, StopContainerResponse, ContainerStop)
 ROUTE(RuntimeServiceImpl, RemoveContainer, RemoveContainerRequest, RemoveContainerResponse,
       ContainerRemove)
-// ListContainers answers with bytes made from each container's kept entry:
-// no message is built, copied or serialized per call.
-grpc::ServerUnaryReactor* RuntimeServiceImpl::ListContainers(grpc::CallbackServerContext* ctx,
-                                                             const grpc::ByteBuffer* req_wire,
-                                                             grpc::ByteBuffer* resp_wire) {
-  v1::ListContainersRequest req;
-  grpc::Status st = Serve("ListContainers", req, [&]() -> absl::Status {
-    std::vector<grpc::Slice> slices;
-    std::string bytes;
-    if (!req_wire->Dump(&slices).ok()) return absl::InvalidArgumentError("request: cannot be read");
-    for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-    if (!req.ParseFromString(bytes)) return absl::InvalidArgumentError("request: is not a ListContainersRequest");
-    auto* wire = new std::string;
-    absl::Status status = ContainerList(rt_, req, wire);
-    grpc::Slice answer(wire->data(), wire->size(), [](void* p) { delete static_cast<std::string*>(p); }, wire);
-    *resp_wire = grpc::ByteBuffer(&answer, 1);
-    return status;
-  });
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(st);
-  return reactor;
-}
+ROUTE_WIRE(RuntimeServiceImpl, ListContainers, ListContainersRequest, ContainerList)
 grpc::Status RuntimeServiceImpl::StreamContainers(
     grpc::ServerContext*, const v1::StreamContainersRequest* req,
     grpc::ServerWriter<v1::StreamContainersResponse>* writer) {

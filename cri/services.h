@@ -10,7 +10,8 @@ namespace crius::cri {
 namespace v1 = ::runtime::v1;
 
 class RuntimeServiceImpl final
-    : public v1::RuntimeService::WithRawCallbackMethod_ListContainers<v1::RuntimeService::Service> {
+    : public v1::RuntimeService::WithRawCallbackMethod_ListPodSandbox<
+          v1::RuntimeService::WithRawCallbackMethod_ListContainers<v1::RuntimeService::Service>> {
  public:
   explicit RuntimeServiceImpl(Runtime& rt) : rt_(rt) {}
 

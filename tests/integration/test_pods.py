@@ -197,6 +197,45 @@ def test_list_filters_by_id_prefix_state_and_labels(d):
     assert sorted(streamed) == sorted([a, b])
 
 
+def test_list_entries_follow_each_state_and_agree_with_status(d):
+    """A list entry is kept serialized between calls: it must show each
+    state as it moves, also when the monitor dies unasked, and agree with
+    PodSandboxStatus field for field."""
+    pb = d.pb
+    a = run(d, config(pb, name="a", labels={"k": "v"}, annotations={"x": "y"}))
+    b = run(d, config(pb, name="b", uid="uid-2"))
+
+    def entry(pod_id):
+        (p,) = pods(d, id=pod_id)
+        s = status(d, pod_id).status
+        assert (p.id, p.metadata, p.state, p.created_at, p.runtime_handler) == (
+            s.id, s.metadata, s.state, s.created_at, s.runtime_handler)
+        assert (dict(p.labels), dict(p.annotations)) == (dict(s.labels), dict(s.annotations))
+        return p.state
+
+    assert entry(a) == entry(b) == pb.SANDBOX_READY
+    assert dict(pods(d, id=a)[0].annotations) == {"x": "y"}
+    stop(d, a)
+    assert entry(a) == pb.SANDBOX_NOTREADY
+    monitor = info(d, b)["monitorPid"]
+    os.kill(monitor, signal.SIGKILL)
+    assert wait_gone(monitor)
+    assert entry(b) == pb.SANDBOX_NOTREADY
+    for pod_id in (a, b):
+        stop(d, pod_id)
+        remove(d, pod_id)
+    assert pods(d) == []
+
+
+def test_list_of_bytes_that_are_no_request_is_invalid_argument(d):
+    raw = d.client.channel.unary_unary("/runtime.v1.RuntimeService/ListPodSandbox",
+                                       request_serializer=None, response_deserializer=None)
+    with pytest.raises(grpc.RpcError) as e:
+        raw(b"\x0a\xff\xff\xff", timeout=10)  # field 1, a length past the end
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "ListPodSandboxRequest" in e.value.details()
+
+
 def test_status_by_id_prefix(d):
     pb = d.pb
     pod_id = run(d, config(pb))
