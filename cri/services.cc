@@ -18,7 +18,9 @@ namespace crius::cri {
   }
 // A unary RPC whose answer `Handler(rt_, request, &bytes)` builds as bytes
 // (the List RPCs, from each entry kept serialized): no message is built,
-// copied or serialized per call.
+// copied or serialized per call. It runs on gRPC's callback threads, not
+// the sync pool, so it must not wait long: the Lists ask a monitor only
+// when its watch was lost.
 #define ROUTE_WIRE(Service, Method, Req, Handler)                                                      \
   grpc::ServerUnaryReactor* Service::Method(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in, \
                                             grpc::ByteBuffer* out) {                                      \

@@ -185,22 +185,23 @@ def test_image_entrypoint_cmd_env_and_workdir_combine_as_kubernetes_says(d, pod,
     assert run("workdir", working_dir="/etc") == ["image-cmd image image", "/etc"]
 
 
-def wait_trapped(d, cid):
-    """Until the container's shell has logged "trapped": a SIGTERM before it
-    set its trap would kill it (143)."""
+def trapped_shell(d, pod, busybox, trap):
+    """A running container whose shell has set `trap` for SIGTERM and logged
+    so: a SIGTERM before it set its trap would kill it (143)."""
+    cid = create(d, pod, busybox.ref, command=["sh", "-c"],
+                 args=[f"trap {trap} TERM; echo trapped; while true; do sleep 0.1; done"])
+    start(d, cid)
     log = status(d, cid).log_path
     deadline = time.monotonic() + 10
     while not any(line.endswith(" trapped") for line in log_lines(log)):
         assert time.monotonic() < deadline, "the shell never set its trap"
         time.sleep(0.02)
+    return cid
 
 
 def test_stop_sends_sigterm_then_the_process_exits_with_its_code(d, pod, busybox):
     pb = d.pb
-    cid = create(d, pod, busybox.ref, command=["sh", "-c"],
-                 args=["trap 'exit 42' TERM; echo trapped; while true; do sleep 0.1; done"])
-    start(d, cid)
-    wait_trapped(d, cid)
+    cid = trapped_shell(d, pod, busybox, "'exit 42'")
     t = time.monotonic()
     stop(d, cid, timeout=10)
     assert time.monotonic() - t < 5
@@ -209,11 +210,7 @@ def test_stop_sends_sigterm_then_the_process_exits_with_its_code(d, pod, busybox
 
 
 def test_stop_kills_after_the_timeout(d, pod, busybox):
-    pb = d.pb
-    cid = create(d, pod, busybox.ref, command=["sh", "-c"],
-                 args=["trap '' TERM; echo trapped; while true; do sleep 0.1; done"])
-    start(d, cid)
-    wait_trapped(d, cid)
+    cid = trapped_shell(d, pod, busybox, "''")
     t = time.monotonic()
     stop(d, cid, timeout=1)
     assert 0.9 < time.monotonic() - t < 5
@@ -231,7 +228,6 @@ def test_stop_with_timeout_0_kills_at_once(d, pod, busybox):
 
 
 def test_start_of_a_running_container_is_failed_precondition(d, pod, busybox):
-    pb = d.pb
     cid = create(d, pod, busybox.ref, command=["sleep", "1000"])
     start(d, cid)
     with pytest.raises(grpc.RpcError) as e:
@@ -288,13 +284,14 @@ def test_list_entries_follow_each_state_and_agree_with_status(d, pod, busybox):
     assert list(d.runtime.ListContainers(pb.ListContainersRequest(filter=pb.ContainerFilter(id=cid))).containers) == []
 
 
-def test_list_of_bytes_that_are_no_request_is_invalid_argument(d):
-    raw = d.client.channel.unary_unary("/runtime.v1.RuntimeService/ListContainers",
+@pytest.mark.parametrize("method", ["ListContainers", "ListPodSandbox"])
+def test_list_of_bytes_that_are_no_request_is_invalid_argument(d, method):
+    raw = d.client.channel.unary_unary(f"/runtime.v1.RuntimeService/{method}",
                                        request_serializer=None, response_deserializer=None)
     with pytest.raises(grpc.RpcError) as e:
         raw(b"\x0a\xff\xff\xff", timeout=10)  # field 1, a length past the end
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "ListContainersRequest" in e.value.details()
+    assert f"{method}Request" in e.value.details()
 
 
 def test_remove_deletes_the_container_and_its_layer(d, pod, busybox):

@@ -227,15 +227,6 @@ def test_list_entries_follow_each_state_and_agree_with_status(d):
     assert pods(d) == []
 
 
-def test_list_of_bytes_that_are_no_request_is_invalid_argument(d):
-    raw = d.client.channel.unary_unary("/runtime.v1.RuntimeService/ListPodSandbox",
-                                       request_serializer=None, response_deserializer=None)
-    with pytest.raises(grpc.RpcError) as e:
-        raw(b"\x0a\xff\xff\xff", timeout=10)  # field 1, a length past the end
-    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "ListPodSandboxRequest" in e.value.details()
-
-
 def test_status_by_id_prefix(d):
     pb = d.pb
     pod_id = run(d, config(pb))
