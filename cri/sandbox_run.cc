@@ -4,6 +4,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <vector>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -20,6 +22,7 @@
 #include "cri/pod_userns.h"
 #include "cri/sandbox_ops.h"
 #include "cri/unikernel.h"
+#include "metrics/metrics.h"
 #include "network/pod_network.h"
 #include "sandbox/monitor_client.h"
 #include "sandbox/pod_files.h"
@@ -147,10 +150,33 @@ absl::Status Validate(const Runtime& rt, const v1::RunPodSandboxRequest& req) {
   return absl::OkStatus();
 }
 
+// The steps of one RunPodSandbox, each timed as it ends, in the order of
+// metrics::Metrics::SandboxRunSteps().
+class StepClock {
+ public:
+  void End() {
+    int64_t now = MonotonicNs();
+    seconds_.push_back(static_cast<double>(now - last_) / 1e9);
+    last_ = now;
+  }
+  // The pod is made: its steps, and the whole call less `cni_seconds`.
+  void Report(double cni_seconds) const {
+    if (metrics::Metrics* m = metrics::Current()) {
+      m->ObserveSandboxRun(seconds_, static_cast<double>(last_ - start_) / 1e9 - cni_seconds);
+    }
+  }
+
+ private:
+  int64_t start_ = MonotonicNs();
+  int64_t last_ = start_;
+  std::vector<double> seconds_;
+};
+
 }  // namespace
 
 absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
                         v1::RunPodSandboxResponse* resp) {
+  StepClock steps;
   CRIUS_RETURN_IF_ERROR(Validate(rt, req));
   CRIUS_ASSIGN_OR_RETURN(auto sysctls, PodSysctls(req.config()));
   const v1::PodSandboxConfig& c = req.config();
@@ -186,6 +212,7 @@ absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
   // garbage collection) to retry the DEL, instead of leaking an IP and rules.
   bool keep_for_retry = false;
   UndoStack undo;
+  steps.End();  // validate
 
   CRIUS_RETURN_IF_ERROR(rt.pods().Reserve(pod));
   undo.Push("release the name", [&rt, &keep_for_retry, id = pod->id] {
@@ -198,6 +225,7 @@ absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
     }
   });
   CRIUS_FAILPOINT("sandbox_run.after_reserve");
+  steps.End();  // reserve
 
   absl::StatusOr<std::vector<std::string>> made = MakeDirs(pod->dir, 0711);
   if (!made.ok()) return Annotate(made.status(), "create pod directory");
@@ -222,6 +250,7 @@ absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
   files.dns.options.assign(c.dns_config().options().begin(), c.dns_config().options().end());
   CRIUS_RETURN_IF_ERROR(Annotate(sandbox::WritePodFiles(pod->dir, files), "write pod files"));
   CRIUS_FAILPOINT("sandbox_run.after_files");
+  steps.End();  // files
 
   sandbox::MonitorLaunch launch;
   CRIUS_RETURN_IF_ERROR(Annotate(CreatePodCgroups(rt, *pod, &launch.cgroup_procs), "create the pod's cgroup"));
@@ -232,6 +261,7 @@ absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
     }
   });
   CRIUS_FAILPOINT("sandbox_run.after_cgroup");
+  steps.End();  // cgroup
   launch.binary = rt.monitor_binary();
   launch.pod_id = pod->id;
   launch.dir = pod->dir;
@@ -248,7 +278,9 @@ absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
   CRIUS_FAILPOINT("sandbox_run.after_monitor_start");
   CRIUS_RETURN_IF_ERROR(Annotate(AttachMonitor(*pod), "attach to the pod's monitor"));
   CRIUS_FAILPOINT("sandbox_run.after_monitor");
+  steps.End();  // monitor
 
+  double cni_seconds = 0;
   if (!host_network) {
     network::PodNetworkRequest net;
     net.pod_id = pod->id;
@@ -277,6 +309,7 @@ absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
       }
     });
     pod->ips = attached->ips;
+    cni_seconds = attached->add_seconds;
     CRIUS_FAILPOINT("sandbox_run.after_network");
     if (!PodFlavour(rt, *pod).empty()) {
       CRIUS_RETURN_IF_ERROR(Annotate(ConnectPodGuestNetwork(*pod, *attached), "give the guest the pod's network"));
@@ -284,10 +317,14 @@ absl::Status SandboxRun(Runtime& rt, const v1::RunPodSandboxRequest& req,
     }
   }
 
+  steps.End();  // network
+
   pod->state = kPodReady;
   CRIUS_RETURN_IF_ERROR(Annotate(rt.pods().Save(*pod), "record pod ready"));
   CRIUS_FAILPOINT("sandbox_run.after_ready");
   undo.Commit();
+  steps.End();  // ready
+  steps.Report(cni_seconds);
   // The sandbox's own events, as containerd sends them for its pause container.
   rt.events().Publish(v1::CONTAINER_CREATED_EVENT, pod->id, pod->id);
   rt.events().Publish(v1::CONTAINER_STARTED_EVENT, pod->id, pod->id);

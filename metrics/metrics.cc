@@ -18,6 +18,14 @@ const prometheus::Histogram::BucketBoundaries& GuestBootBuckets() {
   return kBuckets;
 }
 
+const prometheus::Histogram::BucketBoundaries& SandboxRunBuckets() {
+  // A step of RunPodSandbox: tens of microseconds (validate) to tens of
+  // milliseconds (a CNI ADD); seconds only on a node in trouble.
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 5};
+  return kBuckets;
+}
+
 std::atomic<Metrics*> current{nullptr};
 
 }  // namespace
@@ -117,7 +125,21 @@ Metrics::Metrics(const BuildInfo& build, std::string proc)
                       .Help("Time from a unikernel container's start to its guest's first console output, by "
                             "flavour.")
                       .Register(*registry_)),
+      sandbox_run_less_cni_(prometheus::BuildHistogram()
+                                .Name("crius_pod_sandbox_run_less_cni_seconds")
+                                .Help("Time a RunPodSandbox that made a pod took, less its CNI ADD's plugins.")
+                                .Register(*registry_)
+                                .Add({}, SandboxRunBuckets())),
       process_(std::move(proc)) {
+  prometheus::Family<prometheus::Histogram>& steps =
+      prometheus::BuildHistogram()
+          .Name("crius_pod_sandbox_run_step_seconds")
+          .Help("Time each step of a RunPodSandbox that made a pod took (validate, reserve, files, cgroup, "
+                "monitor, network, ready).")
+          .Register(*registry_);
+  for (const std::string& step : SandboxRunSteps()) {
+    sandbox_run_steps_.push_back(&steps.Add({{"step", step}}, SandboxRunBuckets()));
+  }
   // Known reasons start at 0, so a rate() over them works from the start.
   for (const char* reason : {"Completed", "Error", "StartError", "OOMKilled"}) {
     exits_.Add({{"reason", reason}});
@@ -138,6 +160,19 @@ Metrics::Metrics(const BuildInfo& build, std::string proc)
       .Register(*registry_)
       .Add({{"version", build.version}, {"api_version", build.api_version}})
       .Set(1);
+}
+
+const std::vector<std::string>& Metrics::SandboxRunSteps() {
+  static const std::vector<std::string> kSteps = {"validate", "reserve", "files", "cgroup",
+                                                  "monitor",  "network", "ready"};
+  return kSteps;
+}
+
+void Metrics::ObserveSandboxRun(const std::vector<double>& step_seconds, double less_cni_seconds) {
+  for (size_t i = 0; i < step_seconds.size() && i < sandbox_run_steps_.size(); ++i) {
+    sandbox_run_steps_[i]->Observe(step_seconds[i]);
+  }
+  sandbox_run_less_cni_.Observe(less_cni_seconds);
 }
 
 void Metrics::ObserveCniPlugin(absl::string_view operation, absl::string_view plugin,

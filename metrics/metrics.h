@@ -61,6 +61,14 @@ class Metrics : public prometheus::Collectable {
   // observes `seconds`; a failure adds 1 to crius_cni_plugin_failures_total.
   void ObserveCniPlugin(absl::string_view operation, absl::string_view plugin, double seconds, bool ok);
 
+  // A RunPodSandbox that made a pod, step by step (SandboxRunSteps(), in the
+  // order they run): crius_pod_sandbox_run_step_seconds{step} observes each
+  // step's time, and crius_pod_sandbox_run_less_cni_seconds the whole call
+  // less the CNI ADD's own (its plugins' run, which
+  // crius_cni_plugin_duration_seconds shows plugin by plugin).
+  static const std::vector<std::string>& SandboxRunSteps();
+  void ObserveSandboxRun(const std::vector<double>& step_seconds, double less_cni_seconds);
+
   // Unikernel tenders, by flavour ("spt", "hvt"): one started
   // (crius_tender_starts_total), one ended (crius_tender_exits_total by
   // reason: Completed, Error, GuestFault, OOMKilled, Shutdown), how a
@@ -102,6 +110,8 @@ class Metrics : public prometheus::Collectable {
   prometheus::Family<prometheus::Counter>& tender_exits_;
   prometheus::Family<prometheus::Counter>& tender_shutdowns_;
   prometheus::Family<prometheus::Histogram>& guest_boot_;
+  std::vector<prometheus::Histogram*> sandbox_run_steps_;  // by SandboxRunSteps()
+  prometheus::Histogram& sandbox_run_less_cni_;
   ProcessCollector process_;
   std::function<void(StateCounts&, StateCounts&)> state_source_ ABSL_GUARDED_BY(mu_);
 

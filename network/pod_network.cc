@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 #include "common/failpoint.h"
 #include "common/files.h"
 #include "common/log.h"
@@ -136,7 +137,9 @@ absl::StatusOr<PodNetworkStatus> PodNetworks::Setup(const std::string& cache_pat
   // Written before ADD: whatever ADD makes, a later DEL can find.
   CRIUS_RETURN_IF_ERROR(WriteCache(cache_path, c));
   CRIUS_FAILPOINT("pod_network.after_cache");
+  int64_t add_start = MonotonicNs();
   absl::StatusOr<json> result = cni_.Add(net, c.attachment);
+  double add_seconds = static_cast<double>(MonotonicNs() - add_start) / 1e9;
   if (result.ok()) CRIUS_FAILPOINT("pod_network.after_add");
   if (!result.ok()) {
     // no crash point: undoes what the ADD made
@@ -160,6 +163,7 @@ absl::StatusOr<PodNetworkStatus> PodNetworks::Setup(const std::string& cache_pat
   status.ips = SandboxIps(c.result, c.attachment.ifname);
   status.addresses = SandboxAddresses(c.result, c.attachment.ifname);
   status.ifname = c.attachment.ifname;
+  status.add_seconds = add_seconds;
   return status;
 }
 

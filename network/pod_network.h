@@ -37,6 +37,7 @@ struct PodNetworkStatus {
   std::vector<std::string> ips;  // IPv4 first
   std::vector<SandboxAddress> addresses;  // the same with prefixes and gateways
   std::string ifname;            // the pod's interface ("eth0")
+  double add_seconds = 0;        // the CNI ADD's run: its plugins, one after another
 };
 
 class PodNetworks {

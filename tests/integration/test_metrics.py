@@ -249,6 +249,8 @@ def test_every_crius_family_follows_prometheus_naming(daemon):
         "crius_tender_exits": "counter",
         "crius_tender_shutdowns": "counter",
         "crius_guest_boot_duration_seconds": "histogram",
+        "crius_pod_sandbox_run_step_seconds": "histogram",
+        "crius_pod_sandbox_run_less_cni_seconds": "histogram",
     }
 
 

@@ -331,7 +331,7 @@ def test_cni_latency_and_failures_are_metrics(make_node, tmp):
     text = node.http_get(f"http://127.0.0.1:{port}/metrics")[1]
     samples = {}
     for line in text.splitlines():
-        if line.startswith("crius_cni_plugin"):
+        if line.startswith(("crius_cni_plugin", "crius_pod_sandbox_run")):
             k, v = line.rsplit(" ", 1)
             samples[k] = float(v)
     count = 'crius_cni_plugin_duration_seconds_count{operation="%s",plugin="%s"}'
@@ -340,3 +340,13 @@ def test_cni_latency_and_failures_are_metrics(make_node, tmp):
     assert samples[count % ("ADD", "portmap")] == 2
     assert samples['crius_cni_plugin_failures_total{operation="ADD",plugin="tuning"}'] == 1
     assert 'crius_cni_plugin_failures_total{operation="ADD",plugin="bridge"}' not in samples
+    # RunPodSandbox's steps, of the pod it made only; its CNI ADD lies inside
+    # the network step, and the call less that ADD is left.
+    steps = ("validate", "reserve", "files", "cgroup", "monitor", "network", "ready")
+    for step in steps:
+        assert samples['crius_pod_sandbox_run_step_seconds_count{step="%s"}' % step] == 1, step
+    total = sum(samples['crius_pod_sandbox_run_step_seconds_sum{step="%s"}' % step] for step in steps)
+    less_cni = samples["crius_pod_sandbox_run_less_cni_seconds_sum"]
+    assert samples["crius_pod_sandbox_run_less_cni_seconds_count"] == 1
+    assert 0 < less_cni < total
+    assert samples['crius_pod_sandbox_run_step_seconds_sum{step="network"}'] >= total - less_cni
